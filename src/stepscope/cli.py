@@ -1,0 +1,173 @@
+"""The `stepscope` command: a thin layer over the library.
+
+Each command parses its options and calls one library function; commands live in
+`stepscope.commands.*` (one module per area) and attach themselves to the `cli` group.
+Errors the user can fix (bad flag, bad configuration, unusable store) exit with status 2
+and a message naming the flag, file or field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import click
+
+from stepscope import __version__
+from stepscope.config import Config, ConfigError, load_config
+from stepscope.output import FORMATS, render
+from stepscope.store import Store, StoreError, default_db_path
+from stepscope.timeparse import TimeSpecError, parse_duration, parse_instant, parse_window
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Modules under stepscope.commands that define commands; each imports `cli` and decorates.
+COMMAND_MODULES = (
+    "store_cmds",
+    "config_cmds",
+    "ingest_cmds",
+    "sample_cmds",
+    "analytics_cmds",
+    "dashboard_cmds",
+    "serve_cmds",
+    "alerts_cmds",
+)
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
+
+
+class StepscopeGroup(click.Group):
+    """Turns the library's user-fixable errors into exit status 2 with a clear message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ConfigError, StoreError, TimeSpecError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+
+
+@click.group(cls=StepscopeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stepscope")
+def cli() -> None:
+    """Observability and cost analytics for AI agents.
+
+    Load OpenTelemetry traces of model and tool calls, then see per-workflow KPIs, cost
+    per completed task, failure clusters and drift, in the terminal or the dashboard.
+    """
+
+
+# -- shared options ---------------------------------------------------------------------
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        default=default_db_path,
+        show_default="$STEPSCOPE_DB or ./stepscope.duckdb",
+        help="The store: a directory of Parquet segments (created on first write).",
+    )(f)
+
+
+def config_option(f: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="Configuration file (default ./stepscope.toml when it exists).",
+    )(f)
+
+
+def format_option(*choices: str, default: str = "table") -> Callable[[F], F]:
+    allowed = choices or FORMATS
+
+    def decorate(f: F) -> F:
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(allowed),
+            default=default,
+            show_default=True,
+            help="Output format.",
+        )(f)
+
+    return decorate
+
+
+def now_option(f: F) -> F:
+    return click.option(
+        "--now",
+        "now_text",
+        default=None,
+        envvar="STEPSCOPE_NOW",
+        help="The instant relative times end at (ISO-8601; default: the wall clock).",
+    )(f)
+
+
+# -- option value helpers ---------------------------------------------------------------
+
+
+def get_config(config_path: str | None) -> Config:
+    return load_config(config_path)
+
+
+def open_store(db: str, create: bool = False) -> Store:
+    return Store.open(db, create=create)
+
+
+def resolve_now(now_text: str | None) -> datetime | None:
+    return parse_instant(now_text, None) if now_text else None
+
+
+def instant_option_value(value: str | None, flag: str, now: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value, now)
+    except TimeSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
+
+
+def window_option_value(value: str, flag: str, now: datetime | None):
+    try:
+        return parse_window(value, now)
+    except TimeSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
+
+
+def duration_option_value(value: str, flag: str):
+    try:
+        return parse_duration(value)
+    except TimeSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
+
+
+def emit(data: Any, fmt: str) -> None:
+    """Print rows or a summary object in the chosen format."""
+    text = render(data, fmt)
+    if text:
+        click.echo(text)
+
+
+def _load_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"stepscope.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"stepscope.commands.{name}":
+                raise
+
+
+_load_commands()
+
+
+def main() -> None:
+    cli(prog_name="stepscope")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

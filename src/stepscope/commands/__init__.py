@@ -1,0 +1,1 @@
+"""CLI commands, one module per area; each attaches its commands to `stepscope.cli.cli`."""

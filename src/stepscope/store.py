@@ -1,0 +1,452 @@
+"""The store: immutable Parquet segments plus a manifest, read through DuckDB.
+
+Why not one DuckDB database file? DuckDB lets one process open a file for writing, and
+while it does no other process can open it at all. stepscope has several writers
+(`serve`, `ingest`) and several readers (dashboard, `kpis`, `alerts run`) at once, so:
+
+* Each write produces a new Parquet *segment* (written to a temporary name, then renamed),
+  and publishes it by atomically replacing `manifest.json`. Readers never lock anything:
+  they read the manifest and query exactly the segments it lists, so they see whole
+  writes or nothing, and new data within one manifest read (well under 5 seconds).
+* Writers serialise only among themselves, on an advisory file lock held for the short
+  publish step: deduplication against what is stored (so the same spans arriving twice
+  count once) and the manifest swap. Readers are never blocked by it.
+* Small segments are compacted into larger ones, sorted by time, under the same lock.
+  Replaced segments are kept on disk for a grace period so that a query that started
+  before the swap can still read them.
+
+The directory is what `--db` names (default `./stepscope.duckdb`). The store carries a
+schema version; an older store is migrated in place, a newer one is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from stepscope.schema import SCHEMA_VERSION, STEP_COLUMNS, columns_at, create_table_sql
+
+DEFAULT_DB = "stepscope.duckdb"
+STORE_FORMAT = "stepscope-store"
+MARKER_FILE = "stepscope-store.json"
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = "write.lock"
+SEGMENT_DIR = "steps"
+
+# Compaction: merge when this many segments are smaller than SMALL_SEGMENT_ROWS.
+SMALL_SEGMENT_ROWS = 250_000
+COMPACT_WHEN_SMALL_SEGMENTS = 16
+# Replaced segments stay readable this long for queries already running.
+RETIRED_GRACE_SECONDS = 600
+PARQUET_ROW_GROUP_ROWS = 122_880
+
+# A 64-bit key per span that deduplication scans instead of two long strings.
+SPAN_KEY_SQL = (
+    "xor(('0x' || substr(trace_id, 17, 16))::UBIGINT, ('0x' || span_id)::UBIGINT)"
+)
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message says what to do (exit status 2)."""
+
+
+def default_db_path() -> str:
+    return os.environ.get("STEPSCOPE_DB") or DEFAULT_DB
+
+
+@dataclass(frozen=True)
+class Segment:
+    file: str
+    rows: int
+    min_start_ns: int | None
+    max_start_ns: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stored: int
+    duplicates: int
+
+
+class Store:
+    """A stepscope store directory. Cheap to create; holds no open file or connection."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    # -- opening, creating, migrating ---------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = False) -> Store:
+        """Open a store, creating it when `create` is set, migrating an older one."""
+        store = cls(path if path is not None else default_db_path())
+        if store.path.is_file():
+            raise StoreError(
+                f"{store.path}: is a file, not a stepscope store directory; "
+                "pass --db a directory path (it is created on first ingest)"
+            )
+        marker = store.path / MARKER_FILE
+        if not marker.exists():
+            if not create:
+                if store.path.exists() and any(store.path.iterdir()):
+                    raise StoreError(f"{store.path}: not a stepscope store (no {MARKER_FILE})")
+                raise StoreError(
+                    f"{store.path}: no store here yet; load traces first with "
+                    f"`stepscope ingest PATH --db {store.path}` (or run `stepscope demo`)"
+                )
+            store._create()
+        store._check_version_and_migrate()
+        return store
+
+    @property
+    def exists(self) -> bool:
+        return (self.path / MARKER_FILE).exists()
+
+    def _create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / SEGMENT_DIR).mkdir(exist_ok=True)
+        with self.write_lock():
+            if (self.path / MARKER_FILE).exists():
+                return
+            self._write_json(MANIFEST_FILE, {"generation": 0, "segments": [], "retired": []})
+            self._write_json(MARKER_FILE, {
+                "format": STORE_FORMAT,
+                "schema_version": SCHEMA_VERSION,
+                "created_at": datetime.now(UTC).isoformat(),
+            })
+
+    def marker(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.path / MARKER_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path / MARKER_FILE}: unreadable: {exc}") from None
+        if data.get("format") != STORE_FORMAT or not isinstance(data.get("schema_version"), int):
+            raise StoreError(f"{self.path / MARKER_FILE}: not a stepscope store marker")
+        return data
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.marker()["schema_version"])
+
+    def _check_version_and_migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema version {version} is newer than this stepscope "
+                f"understands ({SCHEMA_VERSION}); upgrade stepscope to read it"
+            )
+        if version < SCHEMA_VERSION:
+            self.migrate()
+
+    def migrate(self) -> int:
+        """Bring an older store to the current schema in place; returns the old version.
+
+        Each segment is rewritten with the columns added since its version (as nulls, which
+        is what an older stepscope knew about them) and swapped in through the manifest,
+        so a reader sees either the old or the new segment set, never a mixture.
+        """
+        with self.write_lock():
+            old = self.schema_version
+            if old >= SCHEMA_VERSION:
+                return old
+            manifest = self.manifest()
+            known = {c.name for c in columns_at(old)}
+            con = duckdb.connect()
+            new_segments = []
+            for seg in manifest["segments"]:
+                select = ", ".join(
+                    c.name if c.name in known else f"CAST(NULL AS {c.sql_type}) AS {c.name}"
+                    for c in STEP_COLUMNS
+                )
+                src = self.path / seg["file"]
+                rel = self._new_segment_name()
+                self._copy_to_segment(
+                    con, f"SELECT {select}, span_key FROM read_parquet('{_sql_path(src)}')", rel
+                )
+                new_segments.append({**seg, "file": rel})
+            con.close()
+            self._publish(manifest, remove=[s["file"] for s in manifest["segments"]],
+                          add=new_segments)
+            marker = self.marker()
+            marker["schema_version"] = SCHEMA_VERSION
+            marker["migrated_from"] = old
+            marker["migrated_at"] = datetime.now(UTC).isoformat()
+            self._write_json(MARKER_FILE, marker)
+            return old
+
+    # -- writing ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write_lock(self, timeout_s: float = 300.0) -> Iterator[None]:
+        """Serialise writers (not readers) on an advisory lock file."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_FILE, "a+b") as handle:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StoreError(
+                            f"{self.path}: another writer has held the write lock for "
+                            f"{timeout_s:.0f}s; is a stuck `stepscope` process running?"
+                        ) from None
+                    time.sleep(0.02)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def append_steps(self, steps: pa.Table | duckdb.DuckDBPyRelation, *,
+                     compact: bool = True) -> AppendResult:
+        """Store new steps; spans already stored (same trace and span id) are skipped.
+
+        `steps` must have exactly the columns of `stepscope.schema.STEP_COLUMNS` (any order).
+        The whole batch becomes visible at once, or not at all.
+        """
+        con = duckdb.connect()
+        try:
+            con.execute(create_table_sql("batch"))
+            con.register("incoming", steps)
+            names = ", ".join(c.name for c in STEP_COLUMNS)
+            con.execute(f"INSERT INTO batch ({names}) SELECT {names} FROM incoming")
+            con.unregister("incoming")
+            offered = con.execute("SELECT count(*) FROM batch").fetchone()[0]
+            if offered == 0:
+                return AppendResult(0, 0)
+            con.execute(
+                f"CREATE TABLE keyed AS SELECT *, {SPAN_KEY_SQL} AS span_key FROM batch "
+                "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY start_time_ns) = 1"
+            )
+            con.execute("DROP TABLE batch")
+            with self.write_lock():
+                manifest = self.manifest()
+                files = self._segment_paths(manifest)
+                if files:
+                    con.execute(
+                        "CREATE TABLE existing AS SELECT trace_id, span_id FROM "
+                        f"read_parquet({_sql_list(files)}) "
+                        "WHERE span_key IN (SELECT span_key FROM keyed)"
+                    )
+                    con.execute(
+                        "DELETE FROM keyed WHERE (trace_id, span_id) IN "
+                        "(SELECT (trace_id, span_id) FROM existing)"
+                    )
+                stored = con.execute("SELECT count(*) FROM keyed").fetchone()[0]
+                if stored:
+                    rel = self._new_segment_name()
+                    seg = self._copy_to_segment(con, "SELECT * FROM keyed", rel)
+                    manifest = self._publish(manifest, add=[seg])
+                    if compact:
+                        self._compact_locked(manifest)
+            return AppendResult(stored=stored, duplicates=offered - stored)
+        finally:
+            con.close()
+
+    def compact(self, force: bool = False) -> int:
+        """Merge small segments; returns how many segments were merged."""
+        with self.write_lock():
+            return self._compact_locked(self.manifest(), force=force)
+
+    def _compact_locked(self, manifest: dict[str, Any], force: bool = False) -> int:
+        small = [s for s in manifest["segments"] if s["rows"] < SMALL_SEGMENT_ROWS]
+        if len(small) < (2 if force else COMPACT_WHEN_SMALL_SEGMENTS):
+            self._sweep_retired(manifest)
+            return 0
+        con = duckdb.connect()
+        try:
+            files = [str(self.path / s["file"]) for s in small]
+            rel = self._new_segment_name()
+            seg = self._copy_to_segment(
+                con, f"SELECT * FROM read_parquet({_sql_list(files)}) ORDER BY start_time_ns", rel
+            )
+        finally:
+            con.close()
+        self._publish(manifest, remove=[s["file"] for s in small], add=[seg])
+        return len(small)
+
+    def delete_steps_before(self, cutoff_ns: int) -> int:
+        """Retention: drop runs that started before the cutoff (whole traces, not halves)."""
+        with self.write_lock():
+            manifest = self.manifest()
+            files = self._segment_paths(manifest)
+            if not files:
+                return 0
+            con = duckdb.connect()
+            try:
+                src = f"read_parquet({_sql_list(files)})"
+                con.execute(
+                    f"CREATE TABLE old_traces AS SELECT trace_id FROM {src} "
+                    f"GROUP BY trace_id HAVING max(start_time_ns) < {int(cutoff_ns)}"
+                )
+                removed = con.execute(
+                    f"SELECT count(*) FROM {src} WHERE trace_id IN (SELECT trace_id FROM old_traces)"
+                ).fetchone()[0]
+                if removed == 0:
+                    return 0
+                rel = self._new_segment_name()
+                seg = self._copy_to_segment(
+                    con,
+                    f"SELECT * FROM {src} WHERE trace_id NOT IN (SELECT trace_id FROM old_traces) "
+                    "ORDER BY start_time_ns",
+                    rel,
+                )
+            finally:
+                con.close()
+            adds = [seg] if seg["rows"] else []
+            if not seg["rows"]:
+                (self.path / seg["file"]).unlink(missing_ok=True)
+            self._publish(manifest, remove=[s["file"] for s in manifest["segments"]], add=adds)
+            return removed
+
+    # -- reading ------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / MANIFEST_FILE).read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path / MANIFEST_FILE}: unreadable: {exc}") from None
+
+    def segment_files(self) -> list[str]:
+        return self._segment_paths(self.manifest())
+
+    def row_count(self) -> int:
+        return sum(int(s["rows"]) for s in self.manifest()["segments"])
+
+    def connect(self) -> ReadConnection:
+        """A read-only view of the store for analytics: a DuckDB connection with `steps`."""
+        return ReadConnection(self)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _segment_paths(self, manifest: dict[str, Any]) -> list[str]:
+        return [str(self.path / s["file"]) for s in manifest["segments"]]
+
+    def _new_segment_name(self) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        return f"{SEGMENT_DIR}/seg-{stamp}-{uuid.uuid4().hex[:10]}.parquet"
+
+    def _copy_to_segment(self, con: duckdb.DuckDBPyConnection, query: str, rel: str) -> dict:
+        """Write a query's rows to a new segment file (temporary name, then rename)."""
+        target = self.path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        con.execute(
+            f"COPY ({query}) TO '{_sql_path(tmp)}' "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PARQUET_ROW_GROUP_ROWS})"
+        )
+        rows, lo, hi = con.execute(
+            f"SELECT count(*), min(start_time_ns), max(start_time_ns) "
+            f"FROM read_parquet('{_sql_path(tmp)}')"
+        ).fetchone()
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        return Segment(rel, int(rows), lo, hi).to_json()
+
+    def _publish(self, manifest: dict[str, Any], *, add: list[dict] = (),
+                 remove: list[str] = ()) -> dict[str, Any]:
+        removed = set(remove)
+        now = time.time()
+        new = {
+            "generation": int(manifest.get("generation", 0)) + 1,
+            "segments": [s for s in manifest["segments"] if s["file"] not in removed] + list(add),
+            "retired": list(manifest.get("retired", []))
+            + [{"file": f, "retired_at": now} for f in remove],
+        }
+        self._write_json(MANIFEST_FILE, new)
+        return new
+
+    def _sweep_retired(self, manifest: dict[str, Any]) -> None:
+        """Delete replaced segments once no query can still be reading them."""
+        now = time.time()
+        keep, gone = [], []
+        for item in manifest.get("retired", []):
+            (gone if now - item["retired_at"] > RETIRED_GRACE_SECONDS else keep).append(item)
+        if not gone:
+            return
+        for item in gone:
+            (self.path / item["file"]).unlink(missing_ok=True)
+        self._write_json(MANIFEST_FILE, {**manifest, "retired": keep,
+                                         "generation": manifest["generation"] + 1})
+
+    def _write_json(self, name: str, data: dict[str, Any]) -> None:
+        target = self.path / name
+        tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as handle:
+            json.dump(data, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+
+
+class ReadConnection:
+    """A DuckDB connection whose `steps` view follows the store's manifest.
+
+    `refresh()` is cheap when nothing changed (one small file read), so long-lived readers
+    such as the dashboard call it before each query to see new data.
+    """
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.con = duckdb.connect()
+        self._generation: int | None = None
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Point `steps` at the current segments; returns True when they changed."""
+        manifest = self.store.manifest()
+        generation = int(manifest.get("generation", 0))
+        if generation == self._generation:
+            return False
+        files = self.store._segment_paths(manifest)
+        names = ", ".join(c.name for c in STEP_COLUMNS)
+        if files:
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW steps AS SELECT {names} FROM read_parquet({_sql_list(files)})"
+            )
+        else:
+            self.con.execute(create_table_sql("empty_steps").replace(
+                "CREATE TABLE empty_steps", "CREATE OR REPLACE TEMP TABLE empty_steps"))
+            self.con.execute("CREATE OR REPLACE VIEW steps AS SELECT * FROM empty_steps")
+        self._generation = generation
+        return True
+
+    def execute(self, query: str, params: Any = None) -> duckdb.DuckDBPyConnection:
+        return self.con.execute(query, params) if params is not None else self.con.execute(query)
+
+    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
+        return self.con.sql(query)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> ReadConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sql_path(path: str | os.PathLike[str]) -> str:
+    return str(path).replace("'", "''")
+
+
+def _sql_list(files: list[str]) -> str:
+    return "[" + ", ".join(f"'{_sql_path(f)}'" for f in files) + "]"
