@@ -119,3 +119,37 @@ def test_store_newer_than_this_stepscope_is_refused(tmp_path):
     (store.path / "stepscope-store.json").write_text(json.dumps(marker))
     with pytest.raises(StoreError, match="newer than this stepscope"):
         Store.open(store.path)
+
+
+def content_events(trace_id: str, span_id: str, n: int):
+    import pyarrow as pa
+
+    return pa.table({
+        "trace_id": [trace_id] * n, "span_id": [span_id] * n,
+        "time_ns": [1_763_000_000_000_000_000 + i for i in range(n)],
+        "event_name": ["gen_ai.user.message"] * n, "role": ["user"] * n,
+        "content": [f"message {i}" for i in range(n)],
+        "attributes": pa.array([[]] * n, pa.map_(pa.string(), pa.string())),
+        "source_file": ["test"] * n, "ingested_at": [datetime(2026, 11, 20)] * n,
+    })
+
+
+def test_content_events_are_a_second_deduplicated_dataset(tmp_path):
+    store = Store.open(tmp_path / "db", create=True)
+    runs = make_runs(1, start=datetime(2026, 10, 1, tzinfo=UTC))
+    store.append_steps(runs)
+    trace_id, span_id = runs.column("trace_id")[1].as_py(), runs.column("span_id")[1].as_py()
+    first = store.append("content_events", content_events(trace_id, span_id, 3))
+    again = store.append("content_events", content_events(trace_id, span_id, 3))
+    assert (first.stored, again.stored, again.duplicates) == (3, 0, 3)
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM content_events").fetchone() == (3,)
+    cutoff = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1e9)
+    assert store.delete_steps_before(cutoff) == 3
+    assert store.row_count("content_events") == 0
+
+
+def test_empty_store_has_empty_content_events(tmp_path):
+    store = Store.open(tmp_path / "db", create=True)
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM content_events").fetchone() == (0,)

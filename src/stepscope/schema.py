@@ -88,12 +88,52 @@ STEP_COLUMNS: tuple[Column, ...] = (
 STEP_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in STEP_COLUMNS)
 KEY_COLUMNS = ("trace_id", "span_id")
 
+CONTENT_EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("trace_id", "VARCHAR", "trace of the span the event belongs to"),
+    Column("span_id", "VARCHAR", "span the event belongs to"),
+    Column("time_ns", "BIGINT", "event time, nanoseconds since the Unix epoch (UTC)"),
+    Column("event_name", "VARCHAR", "e.g. gen_ai.user.message, gen_ai.choice"),
+    Column("role", "VARCHAR", "system, user, assistant or tool"),
+    Column("content", "VARCHAR", "message text after the privacy policy"),
+    Column("attributes", "MAP(VARCHAR, VARCHAR)", "every event attribute as text, after redaction"),
+    Column("source_file", "VARCHAR", "file or endpoint the event came from"),
+    Column("ingested_at", "TIMESTAMP", "when stepscope stored the row (UTC)"),
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A table of the store: its columns, what makes a row unique, and its time column.
+
+    `key_sql` computes a 64-bit key from the key columns; deduplication scans that one
+    narrow column, then confirms candidates on the key columns themselves.
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+    key_columns: tuple[str, ...]
+    key_sql: str
+    time_column: str
+
+
+_SPAN_KEY_SQL = "xor(('0x' || substr(trace_id, 17, 16))::UBIGINT, ('0x' || span_id)::UBIGINT)"
+
+DATASETS: dict[str, Dataset] = {
+    "steps": Dataset("steps", STEP_COLUMNS, KEY_COLUMNS, _SPAN_KEY_SQL, "start_time_ns"),
+    "content_events": Dataset(
+        "content_events", CONTENT_EVENT_COLUMNS,
+        ("trace_id", "span_id", "event_name", "time_ns"),
+        f"xor({_SPAN_KEY_SQL}, time_ns::UBIGINT)",
+        "time_ns",
+    ),
+}
+
 
 def columns_at(version: int) -> tuple[Column, ...]:
     """The columns a store of the given schema version holds."""
     return tuple(c for c in STEP_COLUMNS if c.since <= version)
 
 
-def create_table_sql(table: str = "steps") -> str:
-    body = ",\n    ".join(f"{c.name} {c.sql_type}" for c in STEP_COLUMNS)
+def create_table_sql(table: str = "steps", columns: tuple[Column, ...] = STEP_COLUMNS) -> str:
+    body = ",\n    ".join(f"{c.name} {c.sql_type}" for c in columns)
     return f"CREATE TABLE {table} (\n    {body}\n)"

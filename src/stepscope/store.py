@@ -36,7 +36,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from stepscope.schema import SCHEMA_VERSION, STEP_COLUMNS, columns_at, create_table_sql
+from stepscope.schema import (
+    DATASETS,
+    SCHEMA_VERSION,
+    STEP_COLUMNS,
+    columns_at,
+    create_table_sql,
+)
 
 DEFAULT_DB = "stepscope.duckdb"
 STORE_FORMAT = "stepscope-store"
@@ -53,9 +59,7 @@ RETIRED_GRACE_SECONDS = 600
 PARQUET_ROW_GROUP_ROWS = 122_880
 
 # A 64-bit key per span that deduplication scans instead of two long strings.
-SPAN_KEY_SQL = (
-    "xor(('0x' || substr(trace_id, 17, 16))::UBIGINT, ('0x' || span_id)::UBIGINT)"
-)
+SPAN_KEY_SQL = DATASETS["steps"].key_sql
 
 
 class StoreError(RuntimeError):
@@ -220,69 +224,87 @@ class Store:
         `steps` must have exactly the columns of `stepscope.schema.STEP_COLUMNS` (any order).
         The whole batch becomes visible at once, or not at all.
         """
+        return self.append("steps", steps, compact=compact)
+
+    def append(self, dataset: str, rows: pa.Table | duckdb.DuckDBPyRelation, *,
+               compact: bool = True) -> AppendResult:
+        """Store new rows of a dataset (`stepscope.schema.DATASETS`), skipping stored keys."""
+        spec = DATASETS[dataset]
         con = duckdb.connect()
         try:
-            con.execute(create_table_sql("batch"))
-            con.register("incoming", steps)
-            names = ", ".join(c.name for c in STEP_COLUMNS)
+            con.execute(create_table_sql("batch", spec.columns))
+            con.register("incoming", rows)
+            names = ", ".join(c.name for c in spec.columns)
             con.execute(f"INSERT INTO batch ({names}) SELECT {names} FROM incoming")
             con.unregister("incoming")
             offered = con.execute("SELECT count(*) FROM batch").fetchone()[0]
             if offered == 0:
                 return AppendResult(0, 0)
+            keys = ", ".join(spec.key_columns)
             con.execute(
-                f"CREATE TABLE keyed AS SELECT *, {SPAN_KEY_SQL} AS span_key FROM batch "
-                "QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY start_time_ns) = 1"
+                f"CREATE TABLE keyed AS SELECT *, {spec.key_sql} AS span_key FROM batch "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {spec.time_column}) = 1"
             )
             con.execute("DROP TABLE batch")
             with self.write_lock():
                 manifest = self.manifest()
-                files = self._segment_paths(manifest)
+                files = self._segment_paths(manifest, dataset)
                 if files:
                     con.execute(
-                        "CREATE TABLE existing AS SELECT trace_id, span_id FROM "
+                        f"CREATE TABLE existing AS SELECT {keys} FROM "
                         f"read_parquet({_sql_list(files)}) "
                         "WHERE span_key IN (SELECT span_key FROM keyed)"
                     )
                     con.execute(
-                        "DELETE FROM keyed WHERE (trace_id, span_id) IN "
-                        "(SELECT (trace_id, span_id) FROM existing)"
+                        f"DELETE FROM keyed WHERE ({keys}) IN (SELECT ({keys}) FROM existing)"
                     )
                 stored = con.execute("SELECT count(*) FROM keyed").fetchone()[0]
                 if stored:
-                    rel = self._new_segment_name()
-                    seg = self._copy_to_segment(con, "SELECT * FROM keyed", rel)
-                    manifest = self._publish(manifest, add=[seg])
+                    rel = self._new_segment_name(dataset)
+                    seg = self._copy_to_segment(
+                        con, "SELECT * FROM keyed", rel, spec.time_column
+                    )
+                    manifest = self._publish(manifest, add=[seg], dataset=dataset)
                     if compact:
-                        self._compact_locked(manifest)
+                        self._compact_locked(manifest, dataset=dataset)
             return AppendResult(stored=stored, duplicates=offered - stored)
         finally:
             con.close()
 
     def compact(self, force: bool = False) -> int:
-        """Merge small segments; returns how many segments were merged."""
+        """Merge small segments of every dataset; returns how many segments were merged."""
+        merged = 0
         with self.write_lock():
-            return self._compact_locked(self.manifest(), force=force)
+            for dataset in DATASETS:
+                merged += self._compact_locked(self.manifest(), force=force, dataset=dataset)
+        return merged
 
-    def _compact_locked(self, manifest: dict[str, Any], force: bool = False) -> int:
-        small = [s for s in manifest["segments"] if s["rows"] < SMALL_SEGMENT_ROWS]
+    def _compact_locked(self, manifest: dict[str, Any], force: bool = False,
+                        dataset: str = "steps") -> int:
+        segments = _segments_of(manifest, dataset)
+        small = [s for s in segments if s["rows"] < SMALL_SEGMENT_ROWS]
         if len(small) < (2 if force else COMPACT_WHEN_SMALL_SEGMENTS):
             self._sweep_retired(manifest)
             return 0
+        time_column = DATASETS[dataset].time_column
         con = duckdb.connect()
         try:
             files = [str(self.path / s["file"]) for s in small]
-            rel = self._new_segment_name()
+            rel = self._new_segment_name(dataset)
             seg = self._copy_to_segment(
-                con, f"SELECT * FROM read_parquet({_sql_list(files)}) ORDER BY start_time_ns", rel
+                con, f"SELECT * FROM read_parquet({_sql_list(files)}) ORDER BY {time_column}",
+                rel, time_column,
             )
         finally:
             con.close()
-        self._publish(manifest, remove=[s["file"] for s in small], add=[seg])
+        self._publish(manifest, remove=[s["file"] for s in small], add=[seg], dataset=dataset)
         return len(small)
 
     def delete_steps_before(self, cutoff_ns: int) -> int:
-        """Retention: drop runs that started before the cutoff (whole traces, not halves)."""
+        """Retention: drop runs that started before the cutoff (whole traces, not halves).
+
+        Returns the number of steps deleted; the runs' content events go with them.
+        """
         with self.write_lock():
             manifest = self.manifest()
             files = self._segment_paths(manifest)
@@ -300,19 +322,24 @@ class Store:
                 ).fetchone()[0]
                 if removed == 0:
                     return 0
-                rel = self._new_segment_name()
-                seg = self._copy_to_segment(
-                    con,
-                    f"SELECT * FROM {src} WHERE trace_id NOT IN (SELECT trace_id FROM old_traces) "
-                    "ORDER BY start_time_ns",
-                    rel,
-                )
+                for dataset, spec in DATASETS.items():
+                    current = _segments_of(manifest, dataset)
+                    if not current:
+                        continue
+                    source = f"read_parquet({_sql_list(self._segment_paths(manifest, dataset))})"
+                    seg = self._copy_to_segment(
+                        con,
+                        f"SELECT * FROM {source} WHERE trace_id NOT IN "
+                        f"(SELECT trace_id FROM old_traces) ORDER BY {spec.time_column}",
+                        self._new_segment_name(dataset), spec.time_column,
+                    )
+                    adds = [seg] if seg["rows"] else []
+                    if not seg["rows"]:
+                        (self.path / seg["file"]).unlink(missing_ok=True)
+                    manifest = self._publish(manifest, remove=[s["file"] for s in current],
+                                             add=adds, dataset=dataset)
             finally:
                 con.close()
-            adds = [seg] if seg["rows"] else []
-            if not seg["rows"]:
-                (self.path / seg["file"]).unlink(missing_ok=True)
-            self._publish(manifest, remove=[s["file"] for s in manifest["segments"]], add=adds)
             return removed
 
     # -- reading ------------------------------------------------------------------------
@@ -323,11 +350,11 @@ class Store:
         except (OSError, ValueError) as exc:
             raise StoreError(f"{self.path / MANIFEST_FILE}: unreadable: {exc}") from None
 
-    def segment_files(self) -> list[str]:
-        return self._segment_paths(self.manifest())
+    def segment_files(self, dataset: str = "steps") -> list[str]:
+        return self._segment_paths(self.manifest(), dataset)
 
-    def row_count(self) -> int:
-        return sum(int(s["rows"]) for s in self.manifest()["segments"])
+    def row_count(self, dataset: str = "steps") -> int:
+        return sum(int(s["rows"]) for s in _segments_of(self.manifest(), dataset))
 
     def connect(self) -> ReadConnection:
         """A read-only view of the store for analytics: a DuckDB connection with `steps`."""
@@ -335,14 +362,16 @@ class Store:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _segment_paths(self, manifest: dict[str, Any]) -> list[str]:
-        return [str(self.path / s["file"]) for s in manifest["segments"]]
+    def _segment_paths(self, manifest: dict[str, Any], dataset: str = "steps") -> list[str]:
+        return [str(self.path / s["file"]) for s in _segments_of(manifest, dataset)]
 
-    def _new_segment_name(self) -> str:
+    def _new_segment_name(self, dataset: str = "steps") -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        return f"{SEGMENT_DIR}/seg-{stamp}-{uuid.uuid4().hex[:10]}.parquet"
+        folder = SEGMENT_DIR if dataset == "steps" else f"datasets/{dataset}"
+        return f"{folder}/seg-{stamp}-{uuid.uuid4().hex[:10]}.parquet"
 
-    def _copy_to_segment(self, con: duckdb.DuckDBPyConnection, query: str, rel: str) -> dict:
+    def _copy_to_segment(self, con: duckdb.DuckDBPyConnection, query: str, rel: str,
+                         time_column: str = "start_time_ns") -> dict:
         """Write a query's rows to a new segment file (temporary name, then rename)."""
         target = self.path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -352,7 +381,7 @@ class Store:
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PARQUET_ROW_GROUP_ROWS})"
         )
         rows, lo, hi = con.execute(
-            f"SELECT count(*), min(start_time_ns), max(start_time_ns) "
+            f"SELECT count(*), min({time_column}), max({time_column}) "
             f"FROM read_parquet('{_sql_path(tmp)}')"
         ).fetchone()
         with open(tmp, "rb") as handle:
@@ -361,15 +390,20 @@ class Store:
         return Segment(rel, int(rows), lo, hi).to_json()
 
     def _publish(self, manifest: dict[str, Any], *, add: list[dict] = (),
-                 remove: list[str] = ()) -> dict[str, Any]:
+                 remove: list[str] = (), dataset: str = "steps") -> dict[str, Any]:
         removed = set(remove)
         now = time.time()
+        kept = [s for s in _segments_of(manifest, dataset) if s["file"] not in removed]
         new = {
+            **manifest,
             "generation": int(manifest.get("generation", 0)) + 1,
-            "segments": [s for s in manifest["segments"] if s["file"] not in removed] + list(add),
             "retired": list(manifest.get("retired", []))
             + [{"file": f, "retired_at": now} for f in remove],
         }
+        if dataset == "steps":
+            new["segments"] = kept + list(add)
+        else:
+            new["datasets"] = {**manifest.get("datasets", {}), dataset: kept + list(add)}
         self._write_json(MANIFEST_FILE, new)
         return new
 
@@ -397,7 +431,7 @@ class Store:
 
 
 class ReadConnection:
-    """A DuckDB connection whose `steps` view follows the store's manifest.
+    """A DuckDB connection whose views (`steps`, `content_events`) follow the manifest.
 
     `refresh()` is cheap when nothing changed (one small file read), so long-lived readers
     such as the dashboard call it before each query to see new data.
@@ -415,16 +449,17 @@ class ReadConnection:
         generation = int(manifest.get("generation", 0))
         if generation == self._generation:
             return False
-        files = self.store._segment_paths(manifest)
-        names = ", ".join(c.name for c in STEP_COLUMNS)
-        if files:
-            self.con.execute(
-                f"CREATE OR REPLACE VIEW steps AS SELECT {names} FROM read_parquet({_sql_list(files)})"
-            )
-        else:
-            self.con.execute(create_table_sql("empty_steps").replace(
-                "CREATE TABLE empty_steps", "CREATE OR REPLACE TEMP TABLE empty_steps"))
-            self.con.execute("CREATE OR REPLACE VIEW steps AS SELECT * FROM empty_steps")
+        for name, spec in DATASETS.items():
+            files = self.store._segment_paths(manifest, name)
+            names = ", ".join(c.name for c in spec.columns)
+            if files:
+                source = f"read_parquet({_sql_list(files)})"
+            else:
+                empty = f"empty_{name}"
+                self.con.execute(create_table_sql(empty, spec.columns).replace(
+                    f"CREATE TABLE {empty}", f"CREATE OR REPLACE TEMP TABLE {empty}"))
+                source = empty
+            self.con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {names} FROM {source}")
         self._generation = generation
         return True
 
@@ -442,6 +477,12 @@ class ReadConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _segments_of(manifest: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
+    if dataset == "steps":
+        return list(manifest.get("segments", []))
+    return list(manifest.get("datasets", {}).get(dataset, []))
 
 
 def _sql_path(path: str | os.PathLike[str]) -> str:
