@@ -88,7 +88,7 @@ def content_events(con: duckdb.DuckDBPyConnection, payloads: Iterable[bytes],
         select = {
             "trace_id": "trace_id", "span_id": "span_id", "time_ns": "time_ns",
             "event_name": "event_name", "role": "role", "content": content,
-            "attributes": "map(attr_keys, stepscope_redact_list(attr_values))",
+            "attributes": "map(attr_keys, list_transform(attr_values, lambda v: stepscope_redact(v)))",
             "source_file": "source_file",
             "ingested_at": f"TIMESTAMP '{ingested.isoformat(sep=' ')}'",
         }

@@ -33,6 +33,9 @@ from stepscope.server.spool import KIND_LOGS, KIND_TRACES, Spool
 from stepscope.store import Store
 
 MAX_RETRY_PAUSE_S = 30.0
+# At shutdown, give up after this many failed attempts: the spool keeps the data for the
+# next start, and a stuck store must not keep SIGTERM from ending the process.
+DRAIN_ATTEMPTS = 3
 
 
 @dataclass
@@ -86,20 +89,20 @@ class SpoolWorker:
 
     def drain(self) -> None:
         """Publish until the spool is empty (or publishing keeps failing)."""
-        pause = 0.5
+        failures = 0
         while True:
             try:
                 if not self.publish_once():
                     return
-                pause = 0.5
+                failures = 0
             except Exception as exc:
                 self._failed(exc)
-                if pause > MAX_RETRY_PAUSE_S:
+                failures += 1
+                if failures >= DRAIN_ATTEMPTS:
                     self._log("stepscope serve: giving up; unstored requests stay in the "
                               f"spool {self.spool.dir} and are stored on the next start")
                     return
-                time.sleep(pause)
-                pause *= 2
+                time.sleep(0.5 * failures)
 
     # -- one pass -----------------------------------------------------------------------
 
