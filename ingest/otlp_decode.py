@@ -1,0 +1,643 @@
+"""OTLP trace requests (protobuf or JSON) to the raw spans table, doing as little per span as possible.
+
+Per span, Python only copies a dozen fields into lists. Ids are hex-encoded for the whole
+batch at once with numpy; attributes are taken as their raw encodings and parsed
+column-wise (`wire.decode_key_values`); events, which most spans lack, are the only
+thing decoded field by field. The result follows `raw_schema.RAW_SPAN_SCHEMA`.
+
+Both encodings give identical rows. OTLP/JSON follows the specification (hex ids in any
+case, 64-bit integers as strings or numbers, integer enums, lowerCamelCase keys) and
+also what generic protobuf-JSON writers produce (base64 ids, enum names such as
+`SPAN_KIND_CLIENT`, snake_case keys).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from stepscope.ingest.formats import Unit, json_shape_problem
+from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
+from stepscope.ingest.wire import (
+    WireError,
+    any_value_text,
+    decode_key_values,
+    json_float,
+    text_of_native,
+)
+
+TRACE_ID_BYTES, SPAN_ID_BYTES = 16, 8
+
+# Events that mark the first streamed token: OpenInference, OpenLLMetry/Traceloop (one
+# event per chunk, so the first one counts), other `*.completion.chunk` writers, and the
+# Vercel AI SDK. Time-to-first-token *attributes* are read by normalisation instead.
+FIRST_TOKEN_EVENTS = frozenset({
+    "First Token Stream Event",
+    "llm.content.completion.chunk",
+    "gen_ai.content.completion.chunk",
+    "gen_ai.completion.chunk",
+    "ai.stream.firstChunk",
+})
+EXCEPTION_EVENT = "exception"
+# Events whose attributes are kept (prefixed by the event name): content carried as
+# span events, e.g. gen_ai.user.message, gen_ai.choice, gen_ai.content.prompt.
+CONTENT_EVENT_PREFIX = "gen_ai."
+
+_SPAN_KINDS = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
+               "SPAN_KIND_CLIENT": 3, "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
+_STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+_FAST_STATUS: dict[bytes, tuple[int, None]] = {b"": (0, None), b"\x18\x01": (1, None),
+                                                b"\x18\x02": (2, None)}
+_HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint8).reshape(256, 2)
+
+
+class OtlpError(ValueError):
+    """A request that is not valid OTLP; the message is one line saying where and why."""
+
+
+# -- the lightweight protobuf view -------------------------------------------------------
+
+
+def _lite_request_class() -> type:
+    """ExportTraceServiceRequest, wire-compatible, but with sub-messages left as bytes.
+
+    Attributes, events, status, resource and scope stay encoded so that the hot loop
+    never creates a wrapper object per attribute; they are parsed column-wise (attributes)
+    or only when present (events, non-trivial statuses).
+    """
+    f = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="stepscope_lite_trace.proto",
+                                              package="stepscope.lite", syntax="proto3")
+
+    def message(name: str, fields: Iterable[tuple[int, str, int, bool, str]]) -> None:
+        msg = file.message_type.add(name=name)
+        for number, field_name, kind, repeated, type_name in fields:
+            spec = msg.field.add(name=field_name, number=number, type=kind,
+                                 label=f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL)
+            if type_name:
+                spec.type_name = type_name
+
+    message("Span", [
+        (1, "trace_id", f.TYPE_BYTES, False, ""), (2, "span_id", f.TYPE_BYTES, False, ""),
+        (4, "parent_span_id", f.TYPE_BYTES, False, ""), (5, "name", f.TYPE_STRING, False, ""),
+        (6, "kind", f.TYPE_INT32, False, ""),
+        (7, "start_time_unix_nano", f.TYPE_FIXED64, False, ""),
+        (8, "end_time_unix_nano", f.TYPE_FIXED64, False, ""),
+        (9, "attributes", f.TYPE_BYTES, True, ""), (11, "events", f.TYPE_BYTES, True, ""),
+        (15, "status", f.TYPE_BYTES, False, ""),
+    ])
+    message("ScopeSpans", [(1, "scope", f.TYPE_BYTES, False, ""),
+                           (2, "spans", f.TYPE_MESSAGE, True, ".stepscope.lite.Span")])
+    message("ResourceSpans", [(1, "resource", f.TYPE_BYTES, False, ""),
+                              (2, "scope_spans", f.TYPE_MESSAGE, True, ".stepscope.lite.ScopeSpans")])
+    message("Request", [(1, "resource_spans", f.TYPE_MESSAGE, True, ".stepscope.lite.ResourceSpans")])
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("stepscope.lite.Request"))
+
+
+LiteRequest = _lite_request_class()
+
+
+# -- column builder -----------------------------------------------------------------------
+
+
+class RawColumns:
+    """The raw spans of one unit as Python lists, turned into Arrow in one go."""
+
+    _LISTS = ("trace_ids", "span_ids", "parent_ids", "starts", "ends", "names", "kinds",
+              "status_codes", "status_messages", "attr_offsets", "attr_encoded",
+              "attr_keys", "attr_values", "group_of_span", "groups", "batches",
+              "event_spans", "event_counts", "event_names", "exceptions", "first_tokens",
+              "event_attr_spans", "event_attr_counts", "event_attr_keys", "event_attr_values")
+
+    def __init__(self, source: str):
+        self.source = source
+        for name in self._LISTS:
+            setattr(self, name, [])
+        self.attr_offsets.append(0)
+
+    def mark(self) -> tuple[int, ...]:
+        return tuple(len(getattr(self, name)) for name in self._LISTS)
+
+    def rollback(self, mark: tuple[int, ...]) -> None:
+        for name, n in zip(self._LISTS, mark, strict=True):
+            del getattr(self, name)[n:]
+
+    # -- protobuf ---------------------------------------------------------------------
+
+    def add_proto(self, payload: bytes, batch: int) -> None:
+        try:
+            request = LiteRequest.FromString(payload)
+        except DecodeError:
+            raise OtlpError(
+                "corrupt or truncated protobuf: not a valid ExportTraceServiceRequest"
+            ) from None
+        trace_ids, span_ids, parent_ids = self.trace_ids, self.span_ids, self.parent_ids
+        names, kinds, starts, ends = self.names, self.kinds, self.starts, self.ends
+        codes, messages = self.status_codes, self.status_messages
+        attr_extend, offsets_append = self.attr_encoded.extend, self.attr_offsets.append
+        attr_encoded = self.attr_encoded
+        fast_status = _FAST_STATUS
+        for rs in request.resource_spans:
+            resource_keys, resource_values = _resource_attributes(rs.resource)
+            for ss in rs.scope_spans:
+                scope_name, scope_version = _scope(ss.scope)
+                group = len(self.groups)
+                self.groups.append((resource_keys, resource_values, scope_name, scope_version))
+                first = len(trace_ids)
+                for span in ss.spans:
+                    tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
+                    if len(tid) != 16 or len(sid) != 8 or (pid and len(pid) != 8):
+                        raise OtlpError(_bad_ids(span.name, tid, sid, pid))
+                    trace_ids.append(tid)
+                    span_ids.append(sid)
+                    parent_ids.append(pid)
+                    names.append(span.name)
+                    kinds.append(span.kind)
+                    starts.append(span.start_time_unix_nano)
+                    ends.append(span.end_time_unix_nano)
+                    status = span.status
+                    code, message = fast_status.get(status) or _status(status)
+                    codes.append(code)
+                    messages.append(message)
+                    attr_extend(span.attributes)
+                    offsets_append(len(attr_encoded))
+                    if span.events:
+                        self._add_events(len(trace_ids) - 1, _proto_events(span.events))
+                count = len(trace_ids) - first
+                self.group_of_span.append((group, count))
+                self.batches.append((batch, count))
+
+    # -- OTLP/JSON --------------------------------------------------------------------
+
+    def add_json(self, doc: Any, batch: int) -> None:
+        problem = json_shape_problem(doc)
+        if problem:
+            raise OtlpError(problem)
+        resource_spans = _get(doc, "resourceSpans", "resource_spans")
+        for i, rs in enumerate(_list(resource_spans, "resourceSpans")):
+            where = f"resourceSpans[{i}]"
+            rs = _dict(rs, where)
+            resource = _dict(rs.get("resource") or {}, f"{where}.resource")
+            resource_keys, resource_values = _json_attributes(
+                resource.get("attributes"), f"{where}.resource.attributes")
+            scope_spans = _get(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans")
+            for j, ss in enumerate(_list(scope_spans, f"{where}.scopeSpans")):
+                swhere = f"{where}.scopeSpans[{j}]"
+                ss = _dict(ss, swhere)
+                scope = _dict(_get(ss, "scope", "instrumentationLibrary") or {}, f"{swhere}.scope")
+                group = len(self.groups)
+                self.groups.append((resource_keys, resource_values,
+                                    _str(scope.get("name"), f"{swhere}.scope.name") or None,
+                                    _str(scope.get("version"), f"{swhere}.scope.version") or None))
+                first = len(self.trace_ids)
+                for k, span in enumerate(_list(ss.get("spans"), f"{swhere}.spans")):
+                    self._add_json_span(_dict(span, f"{swhere}.spans[{k}]"), f"{swhere}.spans[{k}]")
+                count = len(self.trace_ids) - first
+                self.group_of_span.append((group, count))
+                self.batches.append((batch, count))
+
+    def _add_json_span(self, span: dict, where: str) -> None:
+        name = _str(span.get("name"), f"{where}.name")
+        self.trace_ids.append(_json_id(_get(span, "traceId", "trace_id"), TRACE_ID_BYTES,
+                                       f"{where}.traceId", name))
+        self.span_ids.append(_json_id(_get(span, "spanId", "span_id"), SPAN_ID_BYTES,
+                                      f"{where}.spanId", name))
+        parent = _get(span, "parentSpanId", "parent_span_id")
+        self.parent_ids.append(
+            _json_id(parent, SPAN_ID_BYTES, f"{where}.parentSpanId", name) if parent else b""
+        )
+        self.names.append(name)
+        self.kinds.append(_enum(span.get("kind"), _SPAN_KINDS, f"{where}.kind"))
+        self.starts.append(_int(_get(span, "startTimeUnixNano", "start_time_unix_nano"),
+                                f"{where}.startTimeUnixNano"))
+        self.ends.append(_int(_get(span, "endTimeUnixNano", "end_time_unix_nano"),
+                              f"{where}.endTimeUnixNano"))
+        status = _dict(span.get("status") or {}, f"{where}.status")
+        self.status_codes.append(_enum(status.get("code"), _STATUS_CODES, f"{where}.status.code"))
+        self.status_messages.append(_str(status.get("message"), f"{where}.status.message") or None)
+        keys, values = _json_attributes(span.get("attributes"), f"{where}.attributes")
+        self.attr_keys.extend(keys)
+        self.attr_values.extend(values)
+        self.attr_offsets.append(len(self.attr_keys))
+        events = span.get("events")
+        if events:
+            self._add_events(len(self.trace_ids) - 1, _json_events(events, f"{where}.events"))
+
+    # -- events -----------------------------------------------------------------------
+
+    def _add_events(self, index: int,
+                    events: Iterable[tuple[str, int, list[tuple[str, str | None]]]]) -> None:
+        names: list[str] = []
+        content_keys: list[str] = []
+        content_values: list[str | None] = []
+        exception: tuple[str | None, str | None] | None = None
+        first_token: int | None = None
+        for name, time_ns, attributes in events:
+            names.append(name)
+            if name == EXCEPTION_EVENT:
+                if exception is None:
+                    found = dict(attributes)
+                    exception = (found.get("exception.type"), found.get("exception.message"))
+            elif name in FIRST_TOKEN_EVENTS:
+                if first_token is None or time_ns < first_token:
+                    first_token = time_ns
+            elif name.startswith(CONTENT_EVENT_PREFIX):
+                for key, value in attributes:
+                    content_keys.append(f"{name}.{key}")
+                    content_values.append(value)
+        self.event_spans.append(index)
+        self.event_counts.append(len(names))
+        self.event_names.extend(names)
+        if exception is not None:
+            self.exceptions.append((index, *exception))
+        if first_token is not None:
+            self.first_tokens.append((index, first_token))
+        if content_keys:
+            self.event_attr_spans.append(index)
+            self.event_attr_counts.append(len(content_keys))
+            self.event_attr_keys.extend(content_keys)
+            self.event_attr_values.extend(content_values)
+
+    # -- Arrow --------------------------------------------------------------------------
+
+    def table(self) -> pa.Table:
+        """The raw spans table (RAW_SPAN_SCHEMA). Raises OtlpError for undecodable values."""
+        n = len(self.trace_ids)
+        try:
+            starts = pa.array(self.starts, pa.int64())
+            ends = pa.array(self.ends, pa.int64())
+        except (OverflowError, pa.ArrowInvalid):
+            raise OtlpError("a span timestamp is beyond the year 2262 (not nanoseconds?)") from None
+        offsets = pa.array(self.attr_offsets, pa.int32())
+        if self.attr_encoded:
+            try:
+                keys, values = decode_key_values(self.attr_encoded)
+            except WireError as exc:
+                raise OtlpError(f"corrupt protobuf: {exc}") from None
+        else:
+            keys = pa.array(self.attr_keys, pa.string())
+            values = pa.array(self.attr_values, pa.string())
+        group_index = _repeat(self.group_of_span, n)
+        groups = self.groups
+        resource_keys = pa.array([g[0] for g in groups], pa.list_(pa.string())).take(group_index)
+        resource_values = pa.array([g[1] for g in groups], pa.list_(pa.string())).take(group_index)
+        scope_names = pa.array([g[2] for g in groups], pa.string()).take(group_index)
+        scope_versions = pa.array([g[3] for g in groups], pa.string()).take(group_index)
+        exception_type: list[str | None] = [None] * n
+        exception_message: list[str | None] = [None] * n
+        for i, etype, emessage in self.exceptions:
+            exception_type[i], exception_message[i] = etype, emessage
+        first_token: list[int | None] = [None] * n
+        for i, t in self.first_tokens:
+            first_token[i] = t
+        columns = {
+            "trace_id": _hex_ids(self.trace_ids, TRACE_ID_BYTES, self.names, "trace"),
+            "span_id": _hex_ids(self.span_ids, SPAN_ID_BYTES, self.names, "span"),
+            "parent_span_id": _hex_ids(self.parent_ids, SPAN_ID_BYTES, self.names, None),
+            "start_time_ns": starts,
+            "end_time_ns": ends,
+            "name": pa.array(self.names, pa.string()),
+            "span_kind": pa.array(self.kinds, pa.int32()),
+            "status_code": pa.array(self.status_codes, pa.int32()),
+            "status_message": pa.array(self.status_messages, pa.string()),
+            "attr_keys": pa.ListArray.from_arrays(offsets, keys),
+            "attr_values": pa.ListArray.from_arrays(offsets, values),
+            "resource_keys": resource_keys,
+            "resource_values": resource_values,
+            "scope_name": scope_names,
+            "scope_version": scope_versions,
+            "event_names": _sparse_lists(self.event_spans, self.event_counts, self.event_names, n),
+            "exception_type": pa.array(exception_type, pa.string()),
+            "exception_message": pa.array(exception_message, pa.string()),
+            "first_token_ns": pa.array(first_token, pa.int64()),
+            "event_attr_keys": _sparse_lists(self.event_attr_spans, self.event_attr_counts,
+                                             self.event_attr_keys, n),
+            "event_attr_values": _sparse_lists(self.event_attr_spans, self.event_attr_counts,
+                                               self.event_attr_values, n),
+            "source_file": pa.array([self.source] * n, pa.string()) if n else pa.array([], pa.string()),
+            "source_batch": pa.array(_repeat(self.batches, n), pa.int32()),
+        }
+        return pa.Table.from_arrays([columns[f.name] for f in RAW_SPAN_SCHEMA], schema=RAW_SPAN_SCHEMA)
+
+
+def decode_unit(unit: Unit) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """The raw spans of a unit, and the records rejected on their own (JSON Lines).
+
+    Raises OtlpError when a record is bad and the unit's records are not independent.
+    """
+    columns = RawColumns(unit.source)
+    rejected = list(unit.errors)
+    for batch, payload in unit.records:
+        mark = columns.mark()
+        try:
+            if unit.kind == "proto":
+                columns.add_proto(payload, batch)
+            else:
+                columns.add_json(parse_json(payload, one_line=unit.label == "line"), batch)
+        except OtlpError as exc:
+            if not unit.independent:
+                raise OtlpError(f"{unit.label} {batch}: {exc}" if unit.label != "request"
+                                else str(exc)) from None
+            columns.rollback(mark)
+            rejected.append((batch, str(exc)))
+    return columns.table(), sorted(rejected)
+
+
+def parse_json(payload: bytes, one_line: bool = False) -> Any:
+    """One OTLP/JSON document; OtlpError says where the text is broken.
+
+    With `one_line` (a JSON Lines record) positions are given as columns only.
+    """
+    try:
+        text = payload.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise OtlpError(f"invalid UTF-8 at byte {exc.start}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            first = json.JSONDecoder().raw_decode(text.lstrip())[0]
+            problem = json_shape_problem(first)
+            if problem and problem.startswith("not OTLP"):
+                raise OtlpError(problem) from None
+            raise OtlpError(
+                f"several JSON values in one document (the second at line {exc.lineno}); "
+                "OTLP/JSON is one request per document, or one per line (JSON Lines)"
+            ) from None
+        where = f"column {exc.colno}" if one_line else f"line {exc.lineno} column {exc.colno}"
+        raise OtlpError(f"invalid JSON at {where}: {exc.msg}") from None
+
+
+# -- protobuf helpers -------------------------------------------------------------------------
+
+
+def _resource_attributes(encoded: bytes) -> tuple[list[str], list[str | None]]:
+    if not encoded:
+        return [], []
+    try:
+        resource = Resource.FromString(encoded)
+    except DecodeError:
+        raise OtlpError("corrupt protobuf: a resource is not valid") from None
+    return [kv.key for kv in resource.attributes], [any_value_text(kv.value) for kv in resource.attributes]
+
+
+def _scope(encoded: bytes) -> tuple[str | None, str | None]:
+    if not encoded:
+        return None, None
+    try:
+        scope = InstrumentationScope.FromString(encoded)
+    except DecodeError:
+        raise OtlpError("corrupt protobuf: an instrumentation scope is not valid") from None
+    return scope.name or None, scope.version or None
+
+
+def _status(encoded: bytes) -> tuple[int, str | None]:
+    try:
+        status = Status.FromString(encoded)
+    except DecodeError:
+        raise OtlpError("corrupt protobuf: a span status is not valid") from None
+    return status.code, status.message or None
+
+
+def _proto_events(encoded: Iterable[bytes]) -> Iterable[tuple[str, int, list[tuple[str, str | None]]]]:
+    for raw in encoded:
+        try:
+            event = Span.Event.FromString(raw)
+        except DecodeError:
+            raise OtlpError("corrupt protobuf: a span event is not valid") from None
+        yield event.name, event.time_unix_nano, [
+            (kv.key, any_value_text(kv.value)) for kv in event.attributes
+        ]
+
+
+def _bad_ids(name: str, tid: bytes, sid: bytes, pid: bytes) -> str:
+    for label, value, expected in (("trace id", tid, 16), ("span id", sid, 8), ("parent span id", pid, 8)):
+        if len(value) != expected:
+            return f"span {name!r}: {label} has {len(value)} bytes, expected {expected}"
+    return f"span {name!r}: bad ids"
+
+
+# -- Arrow helpers ------------------------------------------------------------------------
+
+
+def _hex_ids(ids: list[bytes], width: int, names: list[str], kind: str | None) -> pa.Array:
+    """Lower-case hex for a batch of ids. Empty or all-zero parents become null; an
+    all-zero trace or span id (invalid in OTLP) is an error naming the span."""
+    n = len(ids)
+    if kind is None:
+        zero = bytes(width)
+        joined = b"".join([i or zero for i in ids])
+    else:
+        joined = b"".join(ids)
+    raw = np.frombuffer(joined, np.uint8).reshape(n, width)
+    valid = raw.any(axis=1)
+    if kind is not None and not valid.all():
+        i = int(np.flatnonzero(~valid)[0])
+        raise OtlpError(f"span {names[i]!r}: {kind} id is all zeros, which OTLP defines as invalid")
+    text = _HEX[raw].reshape(-1)
+    offsets = np.arange(0, (n + 1) * 2 * width, 2 * width, dtype=np.int32)
+    validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(text)])
+
+
+def _repeat(runs: list[tuple[int, int]], n: int) -> np.ndarray:
+    if not runs:
+        return np.zeros(n, np.int64)
+    values, counts = zip(*runs, strict=True)
+    return np.repeat(np.array(values, np.int64), np.array(counts, np.int64))
+
+
+def _sparse_lists(spans: list[int], counts: list[int], flat: list, n: int) -> pa.Array:
+    """A list column for n spans where only `spans` have items (`counts` each)."""
+    sizes = np.zeros(n, np.int32)
+    if spans:
+        sizes[np.array(spans)] = counts
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.string()))
+
+
+# -- JSON helpers -------------------------------------------------------------------------------
+
+
+def _get(d: dict, *names: str) -> Any:
+    for name in names:
+        value = d.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def _dict(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise OtlpError(f"{where}: expected an object, got {_kind(value)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise OtlpError(f"{where}: expected a list, got {_kind(value)}")
+    return value
+
+
+def _str(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise OtlpError(f"{where}: expected a string, got {_kind(value)}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise OtlpError(f"{where}: expected an integer (a number or a decimal string), got {_kind(value)}")
+
+
+def _enum(value: Any, names: dict[str, int], where: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, str) and value in names:
+        return names[value]
+    return _int(value, where)
+
+
+def _json_id(value: Any, size: int, where: str, name: str) -> bytes:
+    """An id as hex (OTLP/JSON, any case) or base64 (generic protobuf JSON)."""
+    if not isinstance(value, str):
+        raise OtlpError(f"{where} (span {name!r}): expected a hex string, got {_kind(value)}")
+    if len(value) == 2 * size:
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            pass
+    try:
+        decoded = base64.b64decode(value, validate=True) if value else b""
+    except binascii.Error:
+        decoded = None
+    if decoded is not None and len(decoded) == size and len(value) == 4 * ((size + 2) // 3):
+        return decoded
+    raise OtlpError(
+        f"{where} (span {name!r}): {value!r} is not a {size}-byte id "
+        f"({2 * size} hex characters, or base64)"
+    )
+
+
+def _json_attributes(items: Any, where: str) -> tuple[list[str], list[str | None]]:
+    keys: list[str] = []
+    values: list[str | None] = []
+    for i, item in enumerate(_list(items, where)):
+        if not isinstance(item, dict) or not isinstance(item.get("key", ""), str):
+            raise OtlpError(f"{where}[{i}]: expected an object with 'key' and 'value'")
+        keys.append(item.get("key", ""))
+        values.append(_json_value_text(item.get("value"), f"{where}[{i}].value"))
+    return keys, values
+
+
+_VALUE_KINDS = {
+    "stringValue": "string_value", "string_value": "string_value",
+    "boolValue": "bool_value", "bool_value": "bool_value",
+    "intValue": "int_value", "int_value": "int_value",
+    "doubleValue": "double_value", "double_value": "double_value",
+    "arrayValue": "array_value", "array_value": "array_value",
+    "kvlistValue": "kvlist_value", "kvlist_value": "kvlist_value",
+    "bytesValue": "bytes_value", "bytes_value": "bytes_value",
+}
+
+
+def _json_value_text(value: Any, where: str) -> str | None:
+    kind, native = _json_native(value, where)
+    return text_of_native(kind, native) if kind else None
+
+
+def _json_native(value: Any, where: str) -> tuple[str | None, Any]:
+    """(AnyValue field name, Python value) of an OTLP/JSON AnyValue object."""
+    if value is None:
+        return None, None
+    value = _dict(value, where)
+    if not value:
+        return None, None
+    (key, raw), *rest = value.items()
+    kind = _VALUE_KINDS.get(key)
+    if kind is None or rest:
+        raise OtlpError(f"{where}: expected one of stringValue, intValue, doubleValue, "
+                        f"boolValue, arrayValue, kvlistValue, bytesValue; got {', '.join(value)}")
+    if kind == "string_value":
+        return kind, _str(raw, where)
+    if kind == "bool_value":
+        if not isinstance(raw, bool):
+            raise OtlpError(f"{where}: expected true or false, got {_kind(raw)}")
+        return kind, raw
+    if kind == "int_value":
+        return kind, _int(raw, where)
+    if kind == "double_value":
+        try:
+            return kind, float(raw)
+        except (TypeError, ValueError):
+            raise OtlpError(f"{where}: expected a number, got {_kind(raw)}") from None
+    if kind == "bytes_value":
+        try:
+            data = base64.b64decode(_str(raw, where).replace("-", "+").replace("_", "/") + "==")
+        except binascii.Error:
+            raise OtlpError(f"{where}: bytesValue is not base64") from None
+        return kind, base64.b64encode(data).decode("ascii")
+    inner = _dict(raw, where).get("values") or []
+    if kind == "array_value":
+        return kind, [_plain(_json_native(v, f"{where}.values[{i}]"))
+                      for i, v in enumerate(_list(inner, where))]
+    out = {}
+    for i, kv in enumerate(_list(inner, where)):
+        kv = _dict(kv, f"{where}.values[{i}]")
+        out[_str(kv.get("key"), f"{where}.values[{i}].key")] = _plain(
+            _json_native(kv.get("value"), f"{where}.values[{i}].value"))
+    return kind, out
+
+
+def _plain(kind_native: tuple[str | None, Any]) -> Any:
+    kind, native = kind_native
+    return json_float(native) if kind == "double_value" else native
+
+
+def _json_events(events: Any, where: str) -> Iterable[tuple[str, int, list[tuple[str, str | None]]]]:
+    for i, event in enumerate(_list(events, where)):
+        ewhere = f"{where}[{i}]"
+        event = _dict(event, ewhere)
+        keys, values = _json_attributes(event.get("attributes"), f"{ewhere}.attributes")
+        yield (_str(event.get("name"), f"{ewhere}.name"),
+               _int(_get(event, "timeUnixNano", "time_unix_nano"), f"{ewhere}.timeUnixNano"),
+               list(zip(keys, values, strict=True)))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return "a list" if isinstance(value, list) else "an object"
