@@ -165,9 +165,10 @@ def open_decompressed(raw: BinaryIO, limits: IngestConfig) -> tuple[io.BufferedR
 
 
 def read_units(path: str | os.PathLike[str], limits: IngestConfig,
-               unit_bytes: int = UNIT_BYTES) -> Iterator[Unit]:
+               unit_bytes: int | None = None) -> Iterator[Unit]:
     """Yield the units of one file, detecting its format; raises FormatError when bad."""
     source = str(path)
+    unit_bytes = unit_bytes or UNIT_BYTES
     size = os.path.getsize(path)
     if size == 0:
         raise FormatError("empty file (0 bytes)")
@@ -238,11 +239,15 @@ def not_otlp_reason(head: bytes, compression: str = "") -> str:
 def _json_units(stream: io.BufferedReader, raw: BinaryIO, source: str,
                 unit_bytes: int) -> Iterator[Unit]:
     first = stream.readline(MAX_JSON_DOCUMENT_BYTES + 1)
-    if _is_json_value(first):
-        check_first_json_line(first)
-        yield from _json_lines_units(first, stream, raw, source, unit_bytes)
-        return
     second = stream.readline(MAX_JSON_DOCUMENT_BYTES + 1)
+    if _is_json_value(first):
+        if not second.strip() and not stream.peek(1):
+            # One line and nothing after it: a document, not JSON Lines.
+            yield Unit("json", source, [(1, first)], consumed=raw.tell())
+            return
+        check_first_json_line(first)
+        yield from _json_lines_units(first + second, stream, raw, source, unit_bytes)
+        return
     if first.strip() and _is_json_value(second) and _looks_like_request(second):
         # A broken first line of an otherwise good JSON Lines file.
         units = _json_lines_units(first + second, stream, raw, source, unit_bytes)
@@ -271,7 +276,7 @@ def _json_lines_units(start: bytes, stream: io.BufferedReader, raw: BinaryIO, so
         if len(line) > MAX_JSON_DOCUMENT_BYTES:
             unit.errors.append((line_no, f"a line of more than {_size(MAX_JSON_DOCUMENT_BYTES)}"))
         else:
-            unit.records.append((line_no, line))
+            unit.records.append((line_no, line.rstrip(b"\r\n")))
         pending += len(line)
         if pending >= unit_bytes:
             unit.consumed = raw.tell()

@@ -140,9 +140,9 @@ class RawColumns:
         try:
             request = LiteRequest.FromString(payload)
         except DecodeError:
-            raise OtlpError(
-                "corrupt or truncated protobuf: not a valid ExportTraceServiceRequest"
-            ) from None
+            raise OtlpError(other_signal(payload) or
+                            "corrupt or truncated protobuf: not a valid ExportTraceServiceRequest"
+                            ) from None
         trace_ids, span_ids, parent_ids = self.trace_ids, self.span_ids, self.parent_ids
         names, kinds, starts, ends = self.names, self.kinds, self.starts, self.ends
         codes, messages = self.status_codes, self.status_messages
@@ -159,7 +159,7 @@ class RawColumns:
                 for span in ss.spans:
                     tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
                     if len(tid) != 16 or len(sid) != 8 or (pid and len(pid) != 8):
-                        raise OtlpError(_bad_ids(span.name, tid, sid, pid))
+                        raise OtlpError(other_signal(payload) or _bad_ids(span.name, tid, sid, pid))
                     trace_ids.append(tid)
                     span_ids.append(sid)
                     parent_ids.append(pid)
@@ -420,6 +420,30 @@ def _proto_events(encoded: Iterable[bytes]) -> Iterable[tuple[str, int, list[tup
         yield event.name, event.time_unix_nano, [
             (kv.key, any_value_text(kv.value)) for kv in event.attributes
         ]
+
+
+def other_signal(payload: bytes) -> str | None:
+    """Why a protobuf that is not a trace request may be an OTLP logs or metrics export."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+    )
+
+    for kind, cls, looks_right in (
+        ("logs", ExportLogsServiceRequest,
+         lambda r: any(lr.time_unix_nano or lr.observed_time_unix_nano or lr.HasField("body")
+                       for rl in r.resource_logs for sl in rl.scope_logs for lr in sl.log_records)),
+        ("metrics", ExportMetricsServiceRequest,
+         lambda r: any(m.name and m.WhichOneof("data")
+                       for rm in r.resource_metrics for sm in rm.scope_metrics for m in sm.metrics)),
+    ):
+        try:
+            if looks_right(cls.FromString(payload)):
+                return (f"not OTLP traces: this protobuf is an OTLP {kind} export "
+                        f"(Export{kind.title()}ServiceRequest); send traces")
+        except DecodeError:
+            continue
+    return None
 
 
 def _bad_ids(name: str, tid: bytes, sid: bytes, pid: bytes) -> str:
