@@ -1,0 +1,466 @@
+"""Generate the SQL that turns a raw spans batch into steps, from `conventions`' tables.
+
+The query is generated per batch because it only mentions the attribute keys the batch
+holds: a key no span carries becomes a constant NULL, so a batch from one instrumentation
+pays for its own handful of lookups, not for every convention in the tables.
+
+Stages (each a projection over the previous one, so every value is computed once):
+
+1. `_k`/`_v`: the span's attribute keys and values after the privacy policy (redacted;
+   content keys dropped under `drop`; duplicate or null keys removed when the batch has
+   any). Every lookup reads these, so nothing derived can leak what was redacted.
+2. Fields that need no step kind, and the step kind itself.
+3. Fields that depend on the kind: tokens and reported cost only on model calls,
+   Traceloop's entity name, trace-level fields on root spans.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from stepscope.ingest import conventions as cv
+from stepscope.ingest.conventions import Key
+
+from stepscope.config import Config
+
+MODEL_CALL_KINDS = ("llm", "embedding")
+AGGREGATE_KINDS = ("agent", "workflow")
+_SPAN_KINDS = "CASE span_kind WHEN 2 THEN 'server' WHEN 3 THEN 'client' WHEN 4 THEN 'producer' " \
+              "WHEN 5 THEN 'consumer' ELSE 'internal' END"
+_STATUS = "CASE status_code WHEN 1 THEN 'ok' WHEN 2 THEN 'error' ELSE 'unset' END"
+_NEWLINE = "chr(10)"
+
+
+def q(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def coalesce(exprs: Iterable[str | None]) -> str:
+    parts = [e for e in exprs if e is not None]
+    if not parts:
+        return "NULL"
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class BatchShape:
+    """What the batch holds, as far as the generated SQL cares."""
+
+    attr_keys: frozenset[str]
+    resource_keys: frozenset[str]
+    event_keys: frozenset[str]
+    bad_attr_keys: bool        # a span repeats a key or has a null key
+    bad_resource_keys: bool
+
+
+class Builder:
+    def __init__(self, config: Config, shape: BatchShape, mode: str):
+        self.config = config
+        self.shape = shape
+        self.mode = mode
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def attr(self, name: str) -> str | None:
+        """The (redacted) value of a span attribute, or None when no span has the key."""
+        if name not in self.shape.attr_keys:
+            return None
+        return f"_v[list_position(_k, {q(name)})]"
+
+    def res(self, name: str) -> str | None:
+        if name not in self.shape.resource_keys:
+            return None
+        return f"_rv[list_position(_rk, {q(name)})]"
+
+    def key(self, k: Key) -> str | None:
+        value = self.attr(k.name)
+        if value is None:
+            return None
+        if k.json_path is not None:
+            # JSON text -> the path; a plain scalar is taken as it is.
+            value = (f"CASE WHEN starts_with({value}, '[') OR starts_with({value}, '{{') "
+                     f"THEN try(json_extract_string({value}, {q(k.json_path)})) ELSE {value} END")
+        if k.only_kind is not None:
+            value = f"CASE WHEN step_kind = {q(k.only_kind)} THEN {value} END"
+        return value
+
+    def first(self, ks: Sequence[Key]) -> str:
+        return coalesce(self.key(k) for k in ks)
+
+    def first_of(self, names: Sequence[str]) -> str:
+        return coalesce(self.attr(n) for n in names)
+
+    def number(self, ks: Sequence[Key], sql_type: str = "BIGINT") -> str:
+        return coalesce(
+            None if (e := self.key(k)) is None else f"try_cast({e} AS {sql_type})" for k in ks
+        )
+
+    def flat(self, patterns: Sequence[str], keys_col: str = "_k", vals_col: str = "_v",
+             present: frozenset[str] | None = None) -> str | None:
+        """Values of every key matching one of `patterns`, joined by newlines."""
+        present = self.shape.attr_keys if present is None else present
+        rx = re.compile(cv.combined(tuple(patterns)))
+        if not any(rx.search(k) for k in present):
+            return None
+        return (f"nullif(array_to_string(list_transform(list_filter(list_zip({keys_col}, "
+                f"{vals_col}), lambda e: regexp_matches(e[1], {q(rx.pattern)})), "
+                f"lambda e: e[2]), {_NEWLINE}), '')")
+
+    # -- stage 1: the attribute lists after the privacy policy --------------------------------
+
+    def entry_filter(self) -> str | None:
+        conditions = []
+        if self.mode == "drop":
+            content = re.compile(cv.combined(cv.CONTENT_KEYS))
+            if any(content.search(k) for k in self.shape.attr_keys):
+                conditions.append(f"NOT regexp_matches(e[1], {q(content.pattern)})")
+        if self.shape.bad_attr_keys:
+            conditions.append("e[1] IS NOT NULL AND list_position(attr_keys, e[1]) = i")
+        if not conditions:
+            return None
+        return (f"list_filter(list_zip(coalesce(attr_keys, []), coalesce(attr_values, [])), "
+                f"lambda e, i: {' AND '.join(conditions)})")
+
+    @property
+    def keys_filtered(self) -> bool:
+        """Whether `_k` differs from the raw `attr_keys` (so it has to be returned)."""
+        return self.entry_filter() is not None
+
+    def stage1(self, source: str) -> str:
+        """`_k`/`_v` (and `_rk`/`_rv`) are the lists every lookup reads; `_vr`/`_rvr` are
+        the same lists only where the span had something to redact, null elsewhere, so
+        unchanged lists are never copied back out of DuckDB.
+
+        Attribute values, resource values, the status and exception messages and the
+        content events are redacted together: one scan per span, and one instance of the
+        redaction expression in the query (each instance costs milliseconds to set up).
+        """
+        entries = self.entry_filter()
+        if entries is None:
+            keys_sql, vals_sql, inner = "coalesce(attr_keys, [])", "coalesce(attr_values, [])", source
+        else:
+            keys_sql = "list_transform(_e, lambda e: e[1])"
+            vals_sql = "list_transform(_e, lambda e: e[2])"
+            inner = f"(SELECT *, {entries} AS _e FROM {source})"
+        if self.shape.bad_resource_keys:
+            res = ("list_filter(list_zip(coalesce(resource_keys, []), coalesce(resource_values, "
+                   "[])), lambda e, i: e[1] IS NOT NULL AND list_position(resource_keys, e[1]) = i)")
+            rk, rv = (f"list_transform({res}, lambda e: e[1])",
+                      f"list_transform({res}, lambda e: e[2])")
+        else:
+            rk, rv = "coalesce(resource_keys, [])", "coalesce(resource_values, [])"
+        events = self.content_events_used()
+        ev = "coalesce(event_attr_values, [])" if events else "[]"
+        lists = (f"SELECT *, {keys_sql} AS _k, {vals_sql} AS _v0, {rk} AS _rk, {rv} AS _rv0, "
+                 f"{ev} AS _ev0 FROM {inner}")
+        together = ("SELECT *, stepscope_redacted_list(list_concat(_v0, _rv0, _ev0, "
+                    "[status_message, exception_message])) AS _all, len(_v0) AS _nv, "
+                    f"len(_rv0) AS _nr, len(_ev0) AS _ne FROM ({lists})")
+        split = {
+            "_vr": "list_slice(_all, 1, _nv)",
+            "_rvr": "list_slice(_all, _nv + 1, _nv + _nr)",
+            "_evr": "list_slice(_all, _nv + _nr + 1, _nv + _nr + _ne)",
+            "_status_message": "_all[_nv + _nr + _ne + 1]",
+            "_exception_message": "_all[_nv + _nr + _ne + 2]",
+        }
+        cols = ", ".join(f"CASE WHEN _all IS NOT NULL THEN {e} END AS {n}" for n, e in split.items())
+        redacted = f"SELECT *, {cols} FROM ({together})"
+        return ("SELECT *, coalesce(_vr, _v0) AS _v, coalesce(_rvr, _rv0) AS _rv, "
+                "coalesce(_evr, _ev0) AS _ev, "
+                "CASE WHEN _all IS NULL THEN status_message ELSE _status_message END AS _sm, "
+                "CASE WHEN _all IS NULL THEN exception_message ELSE _exception_message END AS _xm "
+                f"FROM ({redacted})")
+
+    def content_events_used(self) -> bool:
+        if self.mode == "drop" or not self.shape.event_keys:
+            return False
+        rx = re.compile(cv.combined(cv.INPUT_EVENT_KEYS + cv.OUTPUT_EVENT_KEYS))
+        return any(rx.search(k) for k in self.shape.event_keys)
+
+    # -- stage 2: kind and everything that does not depend on it -----------------------------
+
+    def operation(self) -> str:
+        return self.first_of([name for name, _ in cv.KIND_SOURCES])
+
+    def step_kind(self) -> str:
+        branches = []
+        for name, mapping in cv.KIND_SOURCES:
+            value = self.attr(name)
+            if value is None:
+                continue
+            whens = " ".join(f"WHEN {q(v)} THEN {q(kind)}" for v, kind in mapping.items()
+                             if kind is not None)
+            branches.append(f"CASE lower({value}) {whens} END")
+        lname = "lower(name)"
+        branches.extend(
+            f"CASE WHEN regexp_matches({lname}, {q(rx)}) THEN {q(kind)} END"
+            for rx, kind in cv.NAME_KINDS
+        )
+        agent_hint = self.first(cv.AGENT_HINT_KEYS)
+        model_hint = coalesce([self.first(cv.REQUEST_MODEL), self.first(cv.RESPONSE_MODEL)])
+        if agent_hint != "NULL":
+            branches.append(f"CASE WHEN {agent_hint} IS NOT NULL AND {model_hint} IS NULL "
+                            "THEN 'agent' END")
+        if model_hint != "NULL":
+            branches.append(f"CASE WHEN {model_hint} IS NOT NULL THEN 'llm' END")
+        branches.append("CASE WHEN is_root THEN 'workflow' ELSE 'other' END")
+        return coalesce(branches)
+
+    def provider(self) -> str:
+        raw = self.first(cv.PROVIDER)
+        if raw == "NULL":
+            return "NULL"
+        base = f"regexp_replace(lower(trim({raw})), {q(cv.PROVIDER_API_SUFFIX)}, '')"
+        whens = " ".join(f"WHEN {q(a)} THEN {q(b)}" for a, b in cv.PROVIDER_ALIASES.items())
+        return (f"CASE {base} {whens} ELSE regexp_replace({base}, '^az\\.ai\\.', 'azure.ai.') "
+                "END")
+
+    def langfuse_usage(self, field: str) -> str | None:
+        doc = self.attr(cv.LANGFUSE_USAGE)
+        if doc is None:
+            return None
+        return coalesce(f"try_cast(try(json_extract_string({doc}, {q('$.' + name)})) AS BIGINT)"
+                        for name in cv.LANGFUSE_USAGE_FIELDS[field])
+
+    def token_fields(self) -> dict[str, str]:
+        """Raw token counts (before gating by kind) as named SQL expressions."""
+        cached = coalesce([self.number(cv.CACHED_INPUT_TOKENS), self.langfuse_usage("cache_read")])
+        write = coalesce([self.number(cv.CACHE_WRITE_TOKENS), self.langfuse_usage("cache_write")])
+        cache_sum = f"(coalesce({cached}, 0) + coalesce({write}, 0))"
+        lf_disjoint = self.langfuse_usage("input_disjoint")
+        no_cache = self.attr(cv.VERCEL_NO_CACHE_TOKENS.name)
+        input_raw = coalesce([
+            self.number(cv.INPUT_TOKENS),
+            self.langfuse_usage("input_inclusive"),
+            None if lf_disjoint is None else f"{lf_disjoint} + {cache_sum}",
+            None if no_cache is None else f"try_cast({no_cache} AS BIGINT) + {cache_sum}",
+        ])
+        # Conventions that report input without the cache: Vercel AI SDK v5 on Anthropic
+        # (no v6 detail keys), and any span whose cache counts exceed its input (which is
+        # impossible when input includes them).
+        excludes = [f"{cache_sum} > {input_raw}"]
+        provider = self.attr(cv.VERCEL_PROVIDER.name)
+        if provider is not None:
+            v6 = "FALSE" if no_cache is None else f"{no_cache} IS NOT NULL"
+            excludes.append(f"(lower({provider}) LIKE '%anthropic%' AND NOT {v6})")
+        input_tokens = (f"CASE WHEN {' OR '.join(excludes)} THEN {input_raw} + {cache_sum} "
+                        f"ELSE {input_raw} END") if input_raw != "NULL" else "NULL"
+        reasoning = coalesce([self.number(cv.REASONING_TOKENS), self.langfuse_usage("reasoning")])
+        output_raw = coalesce([self.number(cv.OUTPUT_TOKENS), self.langfuse_usage("output")])
+        output_tokens = (f"CASE WHEN {reasoning} > {output_raw} THEN {output_raw} + {reasoning} "
+                         f"ELSE {output_raw} END") if output_raw != "NULL" else "NULL"
+        return {"_input_tokens": input_tokens, "_output_tokens": output_tokens,
+                "_cached_input_tokens": cached, "_cache_write_tokens": write,
+                "_reasoning_tokens": reasoning}
+
+    def ttft_ms(self) -> str:
+        parts = [None if (e := self.attr(k.name)) is None else f"try_cast({e} AS DOUBLE) * 1000"
+                 for k in cv.TTFT_SECONDS]
+        parts += [None if (e := self.attr(k.name)) is None else f"try_cast({e} AS DOUBLE)"
+                  for k in cv.TTFT_MILLISECONDS]
+        parts.append("CASE WHEN first_token_ns >= start_time_ns "
+                     "THEN (first_token_ns - start_time_ns) / 1e6 END")
+        start = self.attr(cv.LANGFUSE_COMPLETION_START.name)
+        if start is not None:
+            parts.append(f"(epoch_ns(try_cast(trim({start}, '\"') AS TIMESTAMPTZ)) "
+                         "- start_time_ns) / 1e6")
+        return coalesce(parts)
+
+    def finish_reason(self) -> str:
+        raw = self.first(cv.FINISH_REASON)
+        if raw == "NULL":
+            return "NULL"
+        norm = f"replace(lower({raw}), '-', '_')"
+        whens = " ".join(f"WHEN {q(a)} THEN {q(b)}" for a, b in cv.FINISH_ALIASES.items())
+        return f"CASE {norm} {whens} ELSE {norm} END"
+
+    def reported_cost(self) -> str:
+        parts = [self.number(cv.REPORTED_COST, "DOUBLE")]
+        details = self.attr(cv.REPORTED_COST[-1].name)
+        if details is not None:
+            parts.append(f"list_sum(map_values(try(CAST(({details})::JSON "
+                         "AS MAP(VARCHAR, DOUBLE)))))")
+        return coalesce(parts)
+
+    def text(self, ks: Sequence[Key]) -> list[str]:
+        """Whole-value content: a JSON string literal (Langfuse) is unquoted."""
+        out = []
+        for k in ks:
+            e = self.key(k)
+            if e is not None:
+                out.append(f"CASE WHEN starts_with({e}, '\"') "
+                           f"THEN coalesce(try(json_extract_string({e}, '$')), {e}) ELSE {e} END")
+        return out
+
+    def messages(self, ks: Sequence[Key]) -> list[str]:
+        out = []
+        for k in ks:
+            e = self.attr(k.name)
+            if e is not None:
+                texts = [f"nullif(array_to_string(try(json_extract_string({e}, {q(p)})), "
+                         f"{_NEWLINE}), '')" for p in cv.MESSAGE_TEXT_PATHS]
+                out.append(coalesce([*texts, e]))
+        return out
+
+    def event_text(self, patterns: Sequence[str]) -> str | None:
+        if not self.content_events_used():
+            return None
+        return self.flat(patterns, "event_attr_keys", "_ev", self.shape.event_keys)
+
+    def content(self, side: str) -> str:
+        if self.mode == "drop":
+            return "NULL"
+        if side == "input":
+            parts = [*self.messages(cv.INPUT_MESSAGES_JSON), self.flat(cv.INPUT_FLAT),
+                     *self.text(cv.INPUT_TEXT), self.event_text(cv.INPUT_EVENT_KEYS)]
+        else:
+            parts = [*self.messages(cv.OUTPUT_MESSAGES_JSON), self.flat(cv.OUTPUT_FLAT),
+                     *self.text(cv.OUTPUT_TEXT), self.event_text(cv.OUTPUT_EVENT_KEYS)]
+        return coalesce(parts)
+
+    def http_status(self) -> str:
+        explicit = self.number(cv.HTTP_STATUS, "INTEGER")
+        rx = q(cv.HTTP_STATUS_IN_MESSAGE)
+        from_text = [f"try_cast(nullif(regexp_extract({col}, {rx}, 1), '') AS INTEGER)"
+                     for col in ("status_message", "exception_message")]
+        error_class = f"regexp_extract({coalesce([self.attr('error.type'), 'exception_type'])}, " \
+                      "'([A-Za-z]+Error)$', 1)"
+        whens = " ".join(f"WHEN {q(c)} THEN {n}"
+                         for c, n in cv.HTTP_STATUS_OF_ERROR_CLASS.items())
+        inferred = coalesce([*from_text, f"CASE {error_class} {whens} END"])
+        failed = f"(status_code = 2 OR {coalesce([self.attr('error.type'), 'exception_type'])} " \
+                 "IS NOT NULL)"
+        return coalesce([explicit, f"CASE WHEN {failed} THEN {inferred} END"])
+
+    def error_message(self) -> str:
+        parts = ["_xm", "CASE WHEN status_code = 2 THEN _sm END"]
+        level = self.attr(cv.LANGFUSE_LEVEL.name)
+        message = self.attr(cv.LANGFUSE_STATUS_MESSAGE.name)
+        if level is not None and message is not None:
+            parts.append(f"CASE WHEN upper({level}) = 'ERROR' THEN {message} END")
+        return coalesce(parts)
+
+    def stage2_fields(self) -> dict[str, str]:
+        fields = {
+            "step_kind": self.step_kind(),
+            "operation": self.operation(),
+            "request_model": self.first(cv.REQUEST_MODEL),
+            "response_model": self.first(cv.RESPONSE_MODEL),
+            "provider": self.provider(),
+            "ttft_ms": self.ttft_ms(),
+            "finish_reason": self.finish_reason(),
+            "_reported_cost_usd": self.reported_cost(),
+            "tool_call_id": self.first(cv.TOOL_CALL_ID),
+            "session_id": self.first(cv.SESSION_ID),
+            "user_id": self.first(cv.USER_ID),
+            "prompt_name": self.first_of(self.config.prompt.name_attributes),
+            "prompt_version": self.first_of(self.config.prompt.version_attributes),
+            "error_type": coalesce([self.first(cv.ERROR_TYPE), "exception_type"]),
+            "error_message": self.error_message(),
+            "http_status": self.http_status(),
+            "service_name": coalesce(self.res(k.name) for k in cv.SERVICE_NAME),
+            "service_version": coalesce(self.res(k.name) for k in cv.SERVICE_VERSION),
+            "environment": coalesce([*(self.res(k.name) for k in cv.ENVIRONMENT),
+                                     self.first(cv.SPAN_ENVIRONMENT)]),
+            "input_content": self.content("input"),
+            "output_content": self.content("output"),
+            **self.token_fields(),
+        }
+        return fields
+
+    # -- stage 3: kind-dependent and trace-level fields ------------------------------------
+
+    def root_fields(self) -> dict[str, str]:
+        wf = self.config.workflow
+        workflow = coalesce([*(self.attr(k) for k in wf.attributes),
+                             "name" if wf.fallback_to_root_name else None])
+        oc = self.config.outcome
+        value = self.attr(oc.attribute)
+        status_outcome = "CASE WHEN status_code = 2 THEN 'failed' ELSE 'completed' END"
+        if value is None:
+            outcome, source = status_outcome, "'status'"
+        else:
+            norm = f"lower(trim({value}))"
+            whens = " ".join(
+                f"WHEN {norm} IN ({', '.join(q(v.lower()) for v in values)}) THEN {q(name)}"
+                for name, values in (("completed", oc.completed), ("escalated", oc.escalated),
+                                     ("failed", oc.failed)) if values
+            )
+            outcome = f"CASE WHEN {value} IS NULL THEN {status_outcome} {whens} ELSE 'unknown' END"
+            source = f"CASE WHEN {value} IS NULL THEN 'status' ELSE 'attribute' END"
+        tenant = coalesce([*(self.attr(k) for k in self.config.tenant.attributes),
+                           *(self.res(k) for k in self.config.tenant.attributes)])
+        return {"workflow": workflow, "outcome": outcome, "outcome_source": source,
+                "tenant_id": tenant}
+
+    def final_columns(self, ingested_at: str) -> dict[str, str]:
+        """Every steps column (in schema order) plus the attribute lists for the maps."""
+        model_call = f"step_kind IN ({', '.join(q(k) for k in MODEL_CALL_KINDS)})"
+        aggregate = f"step_kind IN ({', '.join(q(k) for k in AGGREGATE_KINDS)})"
+        root = {name: f"CASE WHEN is_root THEN {expr} END"
+                for name, expr in self.root_fields().items()}
+        cols = {
+            "trace_id": "trace_id",
+            "span_id": "span_id",
+            "parent_span_id": "parent_span_id",
+            "is_root": "is_root",
+            "start_time_ns": "start_time_ns",
+            "end_time_ns": "end_time_ns",
+            "start_time": "make_timestamp(start_time_ns // 1000)",
+            "duration_ms": "(end_time_ns - start_time_ns) / 1e6",
+            "name": "name",
+            "span_kind": _SPAN_KINDS,
+            "step_kind": "step_kind",
+            "operation": "operation",
+            "status_code": _STATUS,
+            "status_message": "_sm",
+            "error_type": "error_type",
+            "error_message": "error_message",
+            "http_status": "http_status",
+            "service_name": "service_name",
+            "service_version": "service_version",
+            "environment": "environment",
+            "scope_name": "scope_name",
+            "scope_version": "scope_version",
+            "request_model": "request_model",
+            "response_model": "response_model",
+            "provider": "provider",
+            **{name: f"CASE WHEN {model_call} THEN _{name} END" for name in (
+                "input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                "reasoning_tokens")},
+            "ttft_ms": "ttft_ms",
+            "finish_reason": "finish_reason",
+            "reported_cost_usd": f"CASE WHEN NOT ({aggregate}) THEN _reported_cost_usd END",
+            "tool_name": self.first(cv.TOOL_NAME),
+            "tool_call_id": "tool_call_id",
+            "agent_name": self.first(cv.AGENT_NAME),
+            "prompt_name": "prompt_name",
+            "prompt_version": "prompt_version",
+            **root,
+            "session_id": "session_id",
+            "user_id": "user_id",
+            "input_content": "input_content",
+            # An embedding call answers with vectors, not text.
+            "output_content": "CASE WHEN step_kind <> 'embedding' THEN output_content END",
+            "source_file": "source_file",
+            "source_batch": "source_batch",
+            "ingested_at": f"TIMESTAMP {q(ingested_at)}",
+            "_vr": "_vr", "_rvr": "_rvr",
+            **({"_k": "_k", "_v0": "_v0"} if self.keys_filtered else {}),
+            **({"_rk": "_rk", "_rv0": "_rv0"} if self.shape.bad_resource_keys else {}),
+        }
+        return cols
+
+    def query(self, source: str, ingested_at: str) -> str:
+        ids = ("SELECT * REPLACE (CASE WHEN parent_span_id = '' OR parent_span_id = "
+               "'0000000000000000' THEN NULL ELSE parent_span_id END AS parent_span_id), "
+               f"(parent_span_id IS NULL OR parent_span_id IN ('', '0000000000000000')) AS is_root "
+               f"FROM {source}")
+        s1 = self.stage1(f"({ids})")
+        s2 = ", ".join(f"{expr} AS {name}" for name, expr in self.stage2_fields().items())
+        final = ", ".join(f"{expr} AS {name}"
+                          for name, expr in self.final_columns(ingested_at).items())
+        return f"SELECT {final} FROM (SELECT *, {s2} FROM ({s1}))"
