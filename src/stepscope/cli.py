@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "store_cmds",
     "config_cmds",
     "ingest_cmds",
+    "attributes_cmds",
     "sample_cmds",
     "analytics_cmds",
     "dashboard_cmds",
