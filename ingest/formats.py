@@ -39,7 +39,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 UTF8_BOM = b"\xef\xbb\xbf"
 HEAD_BYTES = 64 * 1024
-UNIT_BYTES = 4 * 1024 * 1024
+UNIT_BYTES = 16 * 1024 * 1024
 # One JSON document is parsed whole; above this size its Python objects alone would
 # take gigabytes, so it is refused with advice to write JSON Lines or protobuf.
 MAX_JSON_DOCUMENT_BYTES = 64 * 1024 * 1024

@@ -98,6 +98,8 @@ class _Decoder:
     def __init__(self, config: Config, threads: int | None = None):
         self.config = config
         self.con = duckdb.connect(config={"threads": threads} if threads else {})
+        # DuckDB draws a progress bar on the terminal for slow queries; not from a library.
+        self.con.execute("SET enable_progress_bar = false")
 
     def process(self, unit: Unit) -> UnitResult:
         try:
@@ -200,7 +202,9 @@ class _Runner:
         self.local: _Decoder | None = None
         if workers > 1:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["stepscope.ingest.pipeline"])
+            # Workers fork from a server that has imported everything once; pandas too,
+            # because pyarrow imports it on first use when it is installed.
+            context.set_forkserver_preload(["stepscope.ingest.pipeline", "pandas"])
             self.pool = ProcessPoolExecutor(workers, mp_context=context,
                                             initializer=_init_worker, initargs=(config,))
             self.capacity = workers * UNITS_IN_FLIGHT_PER_WORKER

@@ -131,21 +131,28 @@ def any_value_text(value: AnyValue) -> str | None:
 
 
 def _varints(data: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one varint at each position; returns (values as uint64, encoded lengths)."""
-    value = np.zeros(len(pos), np.uint64)
-    length = np.zeros(len(pos), np.int64)
-    active = np.ones(len(pos), bool)
-    cur = np.minimum(pos, len(data) - MAX_VARINT_BYTES - 1)
-    for i in range(MAX_VARINT_BYTES):
-        byte = data[cur].astype(np.uint64)
-        value |= np.where(active, (byte & np.uint64(0x7F)) << np.uint64(7 * i), np.uint64(0))
-        length += active
-        active &= byte >= 0x80
-        if not active.any():
+    """Decode one varint at each position; returns (values as uint64, encoded lengths).
+
+    Most varints here are one byte (short keys, small lengths), so only the rows that
+    continue are carried into the next round.
+    """
+    pos = np.minimum(pos, len(data) - MAX_VARINT_BYTES - 1)
+    first = data[pos]
+    value = (first & 0x7F).astype(np.uint64)
+    length = np.ones(len(pos), np.int64)
+    more = np.flatnonzero(first >= 0x80)
+    cursor = pos[more] + 1
+    shift = 7
+    while len(more):
+        if shift >= 7 * MAX_VARINT_BYTES:
+            length[more] = MAX_VARINT_BYTES + 1  # too long: marks the row as not canonical
             break
-        cur += active
-    else:
-        length[active] = MAX_VARINT_BYTES + 1  # too long: marks the row as not canonical
+        byte = data[cursor].astype(np.uint64)
+        value[more] |= (byte & np.uint64(0x7F)) << np.uint64(shift)
+        length[more] += 1
+        going_on = byte >= 0x80
+        more, cursor = more[going_on], cursor[going_on] + 1
+        shift += 7
     return value, length
 
 
