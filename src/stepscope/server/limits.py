@@ -7,7 +7,8 @@ waiting and sending the same batch again; nothing acknowledged is ever dropped.
 
 Worst-case memory for request bodies is `max_inflight * (max_body_bytes +
 max_decompressed_bytes)`; the spool on disk never exceeds `max_spool_bytes` (plus one
-request); the worker holds at most `batch_max_bytes` of decoded requests at a time.
+request); each of the `workers` publishing processes holds one batch of at most
+`batch_max_bytes` of requests (plus what decoding it makes) at a time.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class ServeLimits:
     inflight_wait_s: float = 2.0              # how long a request waits for a free slot
     max_connections: int = 256                # open client connections (one thread each)
     max_spool_bytes: int = 256 * MIB          # acknowledged but not yet stored, on disk
-    batch_max_bytes: int = 32 * MIB           # requests decoded into one store append
+    batch_max_bytes: int = 16 * MIB           # requests decoded into one store append
     flush_interval_s: float = 0.5             # the worker publishes at least this often
+    workers: int = 0                          # processes publishing batches; 0: one per core
     socket_timeout_s: float = 30.0            # idle keep-alive / slow body read
     retry_after_min_s: int = 1
     retry_after_max_s: int = 30

@@ -47,6 +47,9 @@ KIND_TRACES, KIND_LOGS = 1, 2
 CODEC_PROTOBUF = 1
 FILE_PREFIX, FILE_SUFFIX = "wal-", ".log"
 LOCK_NAME = "spool.lock"
+# The active file is sealed once it holds this much, so the worker can split a backlog
+# into batches of bounded size.
+ROTATE_BYTES = 8 * 1024 * 1024
 
 
 class SpoolFull(RuntimeError):
@@ -84,9 +87,11 @@ class Spool:
     and `remove`. One process at a time owns a spool directory (an advisory lock).
     """
 
-    def __init__(self, directory: str | os.PathLike[str], max_bytes: int):
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int,
+                 rotate_bytes: int = ROTATE_BYTES):
         self.dir = Path(directory)
         self.max_bytes = max_bytes
+        self.rotate_bytes = rotate_bytes
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock_handle = open(self.dir / LOCK_NAME, "a+b")  # noqa: SIM115 - held for life
         try:
@@ -125,7 +130,13 @@ class Spool:
             end = active.written
             self.pending_bytes += size
             self.records_appended += 1
-        self._sync(active, end)
+            full = active.written >= self.rotate_bytes
+            if full:
+                self._active = self._new_file(active.sequence + 1)
+        if full:
+            self._retire(active)
+        else:
+            self._sync(active, end)
 
     @staticmethod
     def _sync(active: _ActiveFile, end: int) -> None:
@@ -147,32 +158,26 @@ class Spool:
             else:
                 old = None
         if old is not None:
-            with old.sync_lock:
-                if old.synced < old.written:
-                    os.fsync(old.fd)
-                    old.synced = old.written
-                os.close(old.fd)
-                old.closed = True
-            with self._lock:
-                self._sealed.append(old.path)
-                self._sizes[old.path] = old.written
+            self._retire(old)
         with self._lock:
             return list(self._sealed)
 
+    def _retire(self, old: _ActiveFile) -> None:
+        """Make a file that is no longer active durable, close it and hand it to the worker."""
+        with old.sync_lock:
+            if old.synced < old.written:
+                os.fsync(old.fd)
+                old.synced = old.written
+            os.close(old.fd)
+            old.closed = True
+        with self._lock:
+            self._sealed.append(old.path)
+            self._sizes[old.path] = old.written
+            self._sealed.sort()
+
     def read(self, path: Path) -> Iterator[Record]:
         """The complete records of a sealed file, in order (a torn tail is skipped)."""
-        data = path.read_bytes()
-        pos = 0
-        while pos + HEADER.size <= len(data):
-            magic, kind, codec, _spare, length, crc = HEADER.unpack_from(data, pos)
-            start, end = pos + HEADER.size, pos + HEADER.size + length
-            if magic != MAGIC or end > len(data):
-                return
-            payload = data[start:end]
-            if zlib.crc32(payload) != crc:
-                return
-            yield Record(kind, codec, payload)
-            pos = end
+        return read_records(path)
 
     def sealed_files(self) -> int:
         """How many sealed files wait for the worker."""
@@ -216,6 +221,26 @@ class Spool:
         active = _ActiveFile(path, sequence)
         _fsync_dir(self.dir)  # the new file's name must survive a crash too
         return active
+
+
+def read_records(path: Path) -> Iterator[Record]:
+    """The complete records of a spool file, in order; a torn or corrupt tail ends it.
+
+    A module function so that worker processes can read sealed files without owning
+    the spool.
+    """
+    data = path.read_bytes()
+    pos = 0
+    while pos + HEADER.size <= len(data):
+        magic, kind, codec, _spare, length, crc = HEADER.unpack_from(data, pos)
+        start, end = pos + HEADER.size, pos + HEADER.size + length
+        if magic != MAGIC or end > len(data):
+            return
+        payload = data[start:end]
+        if zlib.crc32(payload) != crc:
+            return
+        yield Record(kind, codec, payload)
+        pos = end
 
 
 def _sequence_of(path: Path) -> int:

@@ -1,22 +1,29 @@
-"""Spool -> store: the background worker that publishes acknowledged requests in batches.
+"""Spool -> store: the coordinator that publishes acknowledged requests in batches.
 
 Why batches: each store append writes a Parquet segment and swaps the manifest under the
-writers' lock, a fixed cost that would dominate if paid per HTTP request. The worker
-takes whole spool files (everything acknowledged since its last pass, up to
-`batch_max_bytes`), decodes and normalises all their trace requests together, and stores
-them with ONE `append_steps` (plus one `content_events` append for log records). It runs
-at least every `flush_interval_s`, so a span is visible to readers about a second after
-it was acknowledged.
+writers' lock, a fixed cost that would dominate if paid per HTTP request. The
+coordinator hands whole spool files (up to `batch_max_bytes` per batch) to
+`batches.publish_batch`, which decodes and normalises all their requests together and
+stores them with ONE append per dataset. It runs at least every `flush_interval_s`, so
+a span is visible to readers a second or two after it was acknowledged.
 
-A spool file is deleted only after everything in it is published. If publishing fails
-(disk full, store unreadable) the files stay, the worker retries with a growing pause,
-and the spool fills until the server answers 503: acknowledged data is never dropped.
-A record that cannot be decoded at all (it passed the checks at the door, so this means
-a bug) is reported and skipped rather than blocking everything behind it.
+Why worker processes: decoding and normalising are CPU work that holds Python's global
+lock; with `workers` > 1 batches are published by that many processes in parallel (the
+store takes concurrent writers), while the HTTP threads keep answering. With one worker
+the batches run on the coordinator's own thread.
+
+A spool file is deleted only after its batch is published. If publishing fails (disk
+full, store unreadable) the files stay, are retried after a growing pause, and the spool
+fills until the server answers 503: acknowledged data is never dropped. A request that
+cannot be decoded at all (it passed the checks at the door, so this means a bug) is
+reported and skipped rather than blocking everything behind it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import multiprocessing
+import os
 import sys
 import threading
 import time
@@ -27,9 +34,9 @@ from pathlib import Path
 import duckdb
 
 from stepscope.config import Config
-from stepscope.server import ingest_adapter, logs
+from stepscope.server import batches
 from stepscope.server.limits import ServeLimits
-from stepscope.server.spool import KIND_LOGS, KIND_TRACES, Spool
+from stepscope.server.spool import Spool
 from stepscope.store import Store
 
 MAX_RETRY_PAUSE_S = 30.0
@@ -40,7 +47,7 @@ DRAIN_ATTEMPTS = 3
 
 @dataclass
 class WorkerStats:
-    """What the worker has done; read by the server for logs and `Retry-After`."""
+    """What the worker has done; read by the server for its summary and `Retry-After`."""
 
     batches: int = 0
     requests: int = 0
@@ -54,8 +61,20 @@ class WorkerStats:
     last_publish: float = field(default_factory=time.monotonic)
 
 
+@dataclass
+class _Flight:
+    files: list[Path]
+    size: int
+    started: float
+
+
+def default_workers() -> int:
+    """One worker process per core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class SpoolWorker:
-    """Drains a spool into a store on a thread of its own."""
+    """Drains a spool into a store from a coordinator thread (and worker processes)."""
 
     def __init__(self, spool: Spool, store: Store, config: Config, limits: ServeLimits,
                  source: str = "otlp-http", log: Callable[[str], None] | None = None):
@@ -70,9 +89,22 @@ class SpoolWorker:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stepscope-spool-worker",
                                         daemon=True)
+        self._workers = limits.workers or default_workers()
+        self._pool: cf.ProcessPoolExecutor | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._in_flight: dict[cf.Future[batches.BatchResult], _Flight] = {}
+        self._claimed: set[Path] = set()
+        self._next_batch = 1
+        self._retry_at = 0.0
+        self._pause = 0.0
 
     def start(self) -> None:
+        if self._workers > 1:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["stepscope.server.batches"])
+            self._pool = cf.ProcessPoolExecutor(
+                self._workers, mp_context=context, initializer=batches.init_process,
+                initargs=(str(self.store.path), self.config, self.source))
         self._thread.start()
 
     def wake(self) -> None:
@@ -80,124 +112,148 @@ class SpoolWorker:
         self._wake.set()
 
     def stop(self, drain: bool = True) -> None:
-        """Stop the thread; with `drain`, publish everything still in the spool first."""
+        """Stop the coordinator; with `drain`, publish everything still in the spool first."""
         self._stop.set()
         self._wake.set()
         self._thread.join()
         if drain:
-            self.drain()
+            self._drain()
+        self._wait_in_flight()
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        if self._con is not None:
+            self._con.close()
 
-    def drain(self) -> None:
-        """Publish until the spool is empty (or publishing keeps failing)."""
-        failures = 0
+    def _drain(self) -> None:
+        failed_attempts = 0
         while True:
-            try:
-                if not self.publish_once():
-                    return
-                failures = 0
-            except Exception as exc:
-                self._failed(exc)
-                failures += 1
-                if failures >= DRAIN_ATTEMPTS:
+            failures = self.stats.failures
+            self._retry_at = 0.0
+            self._step(wait=True)
+            self._wait_in_flight()
+            if self.stats.failures > failures:
+                failed_attempts += 1
+                if failed_attempts >= DRAIN_ATTEMPTS:
                     self._log("stepscope serve: giving up; unstored requests stay in the "
                               f"spool {self.spool.dir} and are stored on the next start")
                     return
-                time.sleep(0.5 * failures)
+                time.sleep(0.5 * failed_attempts)
+            elif not self._unclaimed():
+                return
 
-    # -- one pass -----------------------------------------------------------------------
-
-    def publish_once(self) -> bool:
-        """Seal the active spool file and publish a batch of sealed files.
-
-        Returns True when there was something to publish.
-        """
-        sealed = self.spool.seal()
-        if not sealed:
-            return False
-        batch: list[Path] = []
-        size = 0
-        for path in sealed:
-            file_size = self.spool.size_of(path)
-            if batch and size + file_size > self.limits.batch_max_bytes:
-                break
-            batch.append(path)
-            size += file_size
-        started = time.monotonic()
-        self._publish(batch)
-        elapsed = max(time.monotonic() - started, 1e-3)
-        self.spool.remove(batch)
-        rate = size / elapsed
-        stats = self.stats
-        stats.bytes_per_second = rate if not stats.batches else 0.7 * stats.bytes_per_second + 0.3 * rate
-        stats.batches += 1
-        stats.last_publish = time.monotonic()
-        return True
-
-    def _publish(self, files: list[Path]) -> None:
-        traces: list[bytes] = []
-        log_payloads: list[bytes] = []
-        for path in files:
-            for record in self.spool.read(path):
-                if record.kind == KIND_TRACES:
-                    traces.append(record.payload)
-                elif record.kind == KIND_LOGS:
-                    log_payloads.append(record.payload)
-        con = self._connection()
-        stats = self.stats
-        if traces:
-            steps, undecodable = ingest_adapter.steps_from_requests(
-                con, traces, self.config, self.source, first_batch=stats.requests + 1)
-            for error in undecodable:
-                self._log(f"stepscope serve: skipped a spooled request that does not decode: {error}")
-            stats.undecodable_requests += len(undecodable)
-            if steps is not None and steps.num_rows:
-                result = self.store.append_steps(steps)
-                stats.spans_stored += result.stored
-                stats.spans_duplicate += result.duplicates
-        if log_payloads:
-            events = logs.content_events(con, log_payloads, self.config.privacy.content,
-                                         self.source)
-            if events is not None and events.num_rows:
-                stats.events_stored += self.store.append("content_events", events).stored
-        stats.requests += len(traces) + len(log_payloads)
-
-    # -- the thread ---------------------------------------------------------------------
+    # -- the coordinator ------------------------------------------------------------------
 
     def _run(self) -> None:
-        pause = 0.0
         while not self._stop.is_set():
-            self._wake.wait(pause or self.limits.flush_interval_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
             try:
-                # Keep going while there is a backlog; otherwise wait for the next tick.
-                while self.publish_once() and not self._stop.is_set():
-                    if not self._backlog():
-                        break
-                pause = 0.0
+                busy = self._step(wait=False)
+            except Exception as exc:  # the server keeps running; the spool keeps the data
+                self._failed(exc)
+                busy = False
+            if not busy:
+                self._wait(self.limits.flush_interval_s)
+
+    def _wait(self, timeout: float) -> None:
+        if self._in_flight:
+            cf.wait(list(self._in_flight), timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        else:
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def _step(self, wait: bool) -> bool:
+        """Collect finished batches and start new ones; True when a batch was started."""
+        self._collect(wait=wait and len(self._in_flight) >= self._workers)
+        if time.monotonic() < self._retry_at:
+            return False
+        self.spool.seal()
+        started = False
+        while len(self._in_flight) < self._workers:
+            files = self._next_files()
+            if not files:
+                break
+            self._submit(files)
+            started = True
+            if self._pool is None:
+                self._collect(wait=True)
+        return started
+
+    def _unclaimed(self) -> list[Path]:
+        return [p for p in self.spool.seal() if p not in self._claimed]
+
+    def _next_files(self) -> list[Path]:
+        chosen: list[Path] = []
+        size = 0
+        for path in self._unclaimed():
+            file_size = self.spool.size_of(path)
+            if chosen and size + file_size > self.limits.batch_max_bytes:
+                break
+            chosen.append(path)
+            size += file_size
+        return chosen
+
+    def _submit(self, files: list[Path]) -> None:
+        size = sum(self.spool.size_of(p) for p in files)
+        first = self._next_batch
+        self._next_batch += 1 + size // 1024  # room for the requests of this batch
+        if self._pool is not None:
+            future = self._pool.submit(batches.publish_in_process, [str(p) for p in files], first)
+        else:
+            future = cf.Future()
+            try:
+                future.set_result(batches.publish_batch(
+                    self.store, self._connection(), files, self.config, self.source, first))
+            except Exception as exc:
+                future.set_exception(exc)
+        self._claimed.update(files)
+        self._in_flight[future] = _Flight(files, size, time.monotonic())
+
+    def _collect(self, wait: bool = False) -> None:
+        if wait and self._in_flight:
+            cf.wait(list(self._in_flight), return_when=cf.FIRST_COMPLETED)
+        for future in [f for f in self._in_flight if f.done()]:
+            flight = self._in_flight.pop(future)
+            self._claimed.difference_update(flight.files)
+            try:
+                result = future.result()
             except Exception as exc:
                 self._failed(exc)
-                pause = min(max(pause * 2, 0.5), MAX_RETRY_PAUSE_S)
+                continue
+            self.spool.remove(flight.files)
+            self._record(result, flight)
 
-    def _backlog(self) -> bool:
-        return self.spool.sealed_files() > 0
+    def _wait_in_flight(self) -> None:
+        while self._in_flight:
+            self._collect(wait=True)
 
-    def _failed(self, exc: Exception) -> None:
+    def _record(self, result: batches.BatchResult, flight: _Flight) -> None:
+        stats = self.stats
+        for error in result.undecodable:
+            self._log(f"stepscope serve: skipped a spooled request that does not decode: {error}")
+        stats.undecodable_requests += len(result.undecodable)
+        stats.requests += result.requests
+        stats.spans_stored += result.spans_stored
+        stats.spans_duplicate += result.spans_duplicate
+        stats.events_stored += result.events_stored
+        elapsed = max(time.monotonic() - flight.started, 1e-3)
+        rate = flight.size * self._workers / elapsed
+        stats.bytes_per_second = rate if not stats.batches else \
+            0.7 * stats.bytes_per_second + 0.3 * rate
+        stats.batches += 1
+        stats.last_publish = time.monotonic()
+        self._pause = 0.0
+
+    def _failed(self, exc: BaseException) -> None:
         self.stats.failures += 1
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
-        self._log(f"stepscope serve: storing spooled requests failed (will retry): "
-                  f"{self.stats.last_error}")
-        self._reset_connection()
+        self._pause = min(max(self._pause * 2, 0.5), MAX_RETRY_PAUSE_S)
+        self._retry_at = time.monotonic() + self._pause
+        self._log(f"stepscope serve: storing spooled requests failed (retrying in "
+                  f"{self._pause:.1f}s): {self.stats.last_error}")
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = duckdb.connect()
         return self._con
-
-    def _reset_connection(self) -> None:
-        if self._con is not None:
-            try:
-                self._con.close()
-            finally:
-                self._con = None
