@@ -1,0 +1,162 @@
+"""The per-run tables every KPI reads, kept up to date segment by segment.
+
+Scanning ten million steps for each question is what makes dashboards slow, and almost
+every question is about runs. So the first analytics call on a connection builds, as
+temporary tables of that connection:
+
+* `step_prices`: the price table (stepscope.analytics.pricing) of the models present;
+* `run_parts`, `root_rows`, `cost_parts`: per store segment, each run's step counts,
+  root span and priced model calls (sql/run_parts.sql, root_rows.sql, cost_parts.sql);
+* `run_facts`: one row per run, merged from those (sql/run_facts.sql);
+* `run_model_costs`: model calls per run and price, labelled (sql/run_model_costs.sql);
+* `run_models`: the chat models each run used.
+
+Store segments never change once written, so when the store publishes new ones (ingest,
+compaction, retention) only their parts are computed and only the runs they touch are
+merged again: a dashboard open during live ingest pays for the new data, not for all
+of it. A change of the price configuration rebuilds everything.
+`ReadConnection.refresh()` is cheap, so checking costs one small file read.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from stepscope.analytics import pricing, runner
+
+from stepscope.config import Config
+from stepscope.store import ReadConnection
+
+# Rebuild from scratch rather than patch when this share of the runs' parts goes away.
+REBUILD_WHEN_REMOVED_SHARE = 0.5
+PART_TABLES = ("run_parts", "root_rows", "cost_parts")
+MERGED_TABLES = ("run_facts", "run_model_costs", "run_models")
+_TOUCHED = "trace_id IN (SELECT trace_id FROM touched_traces)"
+
+
+@dataclass
+class _State:
+    fingerprint: tuple
+    segments: dict[str, int]                      # segment file -> its id in the parts
+    prices: pa.Table
+    keys: set[pricing.PriceKey] = field(default_factory=set)
+    ids: itertools.count = field(default_factory=itertools.count)
+
+
+_STATES: weakref.WeakKeyDictionary[ReadConnection, _State] = weakref.WeakKeyDictionary()
+_LOCKS: weakref.WeakKeyDictionary[ReadConnection, threading.Lock] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+def prepare(con: ReadConnection, config: Config) -> pa.Table:
+    """Bring the run tables of `con` up to date with the store and `config`'s prices.
+
+    Returns the price table in use. Cheap when nothing changed, so call it before every
+    query; the analytics functions do.
+    """
+    with _GUARD:
+        lock = _LOCKS.setdefault(con, threading.Lock())
+    with lock:
+        con.refresh()
+        files = set(con.store.segment_files())
+        fingerprint = pricing.prices_fingerprint(config)
+        state = _STATES.get(con)
+        if state is None or state.fingerprint != fingerprint:
+            state = _build(con, config, files, fingerprint)
+        elif files != set(state.segments):
+            state = _update(con, config, state, files)
+        _STATES[con] = state
+        return state.prices
+
+
+def invalidate(con: ReadConnection) -> None:
+    """Forget the tables of `con`; the next call rebuilds them."""
+    _STATES.pop(con, None)
+
+
+def _build(con: ReadConnection, config: Config, files: set[str], fingerprint: tuple) -> _State:
+    state = _State(fingerprint, {}, pricing.build_price_table([], config))
+    runner.register(con, "step_prices", state.prices)
+    # Empty part tables with the right columns: the parts of the (empty) `steps` view.
+    for table in PART_TABLES:
+        runner.materialise(con, table, table, segment="-1", where="FALSE")
+    _add_segments(con, config, state, sorted(files))
+    for table in MERGED_TABLES:
+        runner.materialise(con, table, table, touched="TRUE")
+    return state
+
+
+def _update(con: ReadConnection, config: Config, state: _State, files: set[str]) -> _State:
+    added = sorted(files - set(state.segments))
+    removed = [state.segments[f] for f in set(state.segments) - files]
+    if removed and _removed_share(con, removed) > REBUILD_WHEN_REMOVED_SHARE:
+        return _build(con, config, files, state.fingerprint)
+    con.execute("CREATE OR REPLACE TEMP TABLE touched_traces (trace_id VARCHAR)")
+    if removed:
+        ids = ", ".join(str(i) for i in removed)
+        con.execute("INSERT INTO touched_traces SELECT DISTINCT trace_id FROM run_parts "
+                    f"WHERE segment IN ({ids})")
+        for table in PART_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE segment IN ({ids})")
+        for file in set(state.segments) - files:
+            del state.segments[file]
+    new_ids = _add_segments(con, config, state, added)
+    if new_ids:
+        con.execute("INSERT INTO touched_traces SELECT DISTINCT trace_id FROM run_parts "
+                    f"WHERE segment IN ({', '.join(str(i) for i in new_ids)})")
+    for table in MERGED_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE {_TOUCHED}")
+        con.execute(f"INSERT INTO {table} {runner.render_sql(table, touched=_TOUCHED)}")
+    con.execute("DROP TABLE touched_traces")
+    return state
+
+
+def _add_segments(con: ReadConnection, config: Config, state: _State,
+                  files: list[str]) -> list[int]:
+    """Price any new models of these segments, then compute their parts, one at a time.
+
+    One segment per query keeps the segment id a constant rather than a file name to
+    group by, and bounds the memory a build needs by the largest segment.
+    """
+    if not files:
+        return []
+    sources = {f: "(" + runner.render_sql("segment_steps", file=_quoted(f)) + ")" for f in files}
+    listing = "(" + runner.render_sql(
+        "segment_steps", file="[" + ", ".join(_quoted(f) for f in files) + "]") + ")"
+    new_keys = set(pricing.keys_from_frame(
+        runner.run(con, "price_keys", step_source=listing))) - state.keys
+    if new_keys:
+        more = pricing.build_price_table(sorted(new_keys, key=_key_order), config)
+        state.prices = pa.concat_tables([state.prices, more])
+        state.keys |= new_keys
+        runner.register(con, "step_prices", state.prices)
+    ids = []
+    for file in files:
+        segment = next(state.ids)
+        for table in PART_TABLES:
+            sql = runner.render_sql(table, segment=str(segment), step_source=sources[file],
+                                    where="TRUE")
+            con.execute(f"INSERT INTO {table} {sql}")
+        state.segments[file] = segment
+        ids.append(segment)
+    return ids
+
+
+def _removed_share(con: ReadConnection, removed: list[int]) -> float:
+    ids = ", ".join(str(i) for i in removed)
+    ((gone, total),) = con.execute(
+        f"SELECT sum(CASE WHEN segment IN ({ids}) THEN 1 ELSE 0 END), count(*) FROM run_parts"
+    ).fetchall()
+    return (gone or 0) / total if total else 1.0
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _key_order(key: pricing.PriceKey) -> tuple[str, str, str]:
+    return (key.provider or "", key.request_model or "", key.response_model or "")

@@ -1,0 +1,2 @@
+-- The steps of one store segment file.
+SELECT s.* FROM read_parquet({{file}}) s
