@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from serve_harness import ServeProcess, wait_for_rows
+from stepscope.analytics.kpis import kpis
 
+from stepscope.config import config_from_dict
 from stepscope.store import Store
 
 WORKFLOW = "ticket_triage"
@@ -91,3 +94,27 @@ def test_sdk_exporter_spans_arrive_with_workflow_and_tokens(tmp_path):
             ("gen_ai.choice", "assistant", "Done.", "llm"),
         ]
         assert len(events) == RUNS * 2
+
+
+def test_sdk_exporter_runs_are_priced_per_workflow(tmp_path):
+    """Cost per workflow from the stored steps, with a user price so the figure is exact."""
+    db = tmp_path / "db"
+    server = ServeProcess(db)
+    try:
+        _send_traces_and_logs(server.port)
+        assert wait_for_rows(db, RUNS * 3) == RUNS * 3
+    finally:
+        assert server.terminate() == 0
+    config = config_from_dict({"prices": [{
+        "match": "gpt-4o-mini*", "match_type": "glob",
+        "input_per_mtok": 0.15, "output_per_mtok": 0.60,
+    }]})
+    with Store.open(db).connect() as reader:
+        (row,) = kpis(reader, by=("workflow",), config=config).to_dicts()
+    assert row["workflow"] == WORKFLOW
+    assert (row["runs"], row["completed"], row["llm_calls"], row["tool_calls"]) == (RUNS, RUNS, RUNS, RUNS)
+    assert (row["input_tokens"], row["output_tokens"]) == (RUNS * 1200, RUNS * 300)
+    assert row["unpriced_llm_calls"] == 0
+    # Per run: 1200 input tokens at $0.15/M plus 300 output tokens at $0.60/M = $0.00036.
+    assert row["cost_usd"] == pytest.approx(RUNS * 0.00036)
+    assert row["cost_per_completed_task_usd"] == pytest.approx(0.00036)
