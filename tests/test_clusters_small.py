@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from analytics_store import T0, llm, make_store, root, tid, tool
-
 from stepscope.analytics.clusters import CLUSTER_COLUMNS, failure_clusters
 from stepscope.analytics.error_templates import fingerprint
 from stepscope.analytics.filters import Filters
+
 from stepscope.timeparse import Window
 
 RATE_TEMPLATE = "Rate limit exceeded, retry after <NUM>s (request req_<ID>)"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from stepscope.analytics.error_templates import fingerprint, normalise_messages
 from stepscope.analytics.template_groups import group_templates
 
