@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "attributes_cmds",
     "sample_cmds",
     "analytics_cmds",
+    "clusters_cmds",
     "dashboard_cmds",
     "serve_cmds",
     "alerts_cmds",
