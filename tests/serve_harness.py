@@ -133,7 +133,7 @@ class ServeProcess:
         self._ready = threading.Event()
         self.port = 0
         threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(60) or not self.port:
+        if not self._ready.wait(180) or not self.port:
             self.kill()
             raise RuntimeError("stepscope serve did not start:\n" + "".join(self.lines))
 
@@ -151,7 +151,7 @@ class ServeProcess:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def terminate(self, timeout: float = 60) -> int:
+    def terminate(self, timeout: float = 180) -> int:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import os
+import signal
+from pathlib import Path
 
 from serve_harness import PROTOBUF, ServeProcess, make_request, wait_for_rows
 
@@ -122,3 +125,34 @@ def test_one_server_per_spool_directory(tmp_path):
             raise AssertionError("a second spool on the same directory was allowed")
     finally:
         first.close()
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                found += [int(entry.name), *_descendants(int(entry.name))]
+    return found
+
+
+def test_a_killed_worker_process_is_replaced_and_nothing_is_lost(tmp_path):
+    db = tmp_path / "db"
+    server = ServeProcess(db)
+    try:
+        assert _send_all(server.port, [make_request(1, SPANS_PER_REQUEST).SerializeToString()]) == 1
+        assert wait_for_rows(db, SPANS_PER_REQUEST) == SPANS_PER_REQUEST
+        workers = [p for p in _descendants(server.process.pid)
+                   if "forkserver" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert workers, "batches are published by worker processes"
+        os.kill(max(workers), signal.SIGKILL)   # the newest: a worker, not the fork server
+        bodies = [make_request(n, SPANS_PER_REQUEST).SerializeToString() for n in range(2, 7)]
+        assert _send_all(server.port, bodies) == len(bodies)
+        assert wait_for_rows(db, 6 * SPANS_PER_REQUEST, timeout=60) == 6 * SPANS_PER_REQUEST
+    finally:
+        assert server.terminate() == 0
+    assert _distinct_and_total(db) == (6 * SPANS_PER_REQUEST, 6 * SPANS_PER_REQUEST)

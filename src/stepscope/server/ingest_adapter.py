@@ -24,28 +24,31 @@ def steps_from_requests(con: duckdb.DuckDBPyConnection, payloads: list[bytes], c
     """Decode and normalise many ExportTraceServiceRequest payloads together.
 
     Returns the steps (None when there are no spans) and one message per payload that
-    could not be decoded. Payloads are decoded as one unit; if that fails, each is
-    decoded alone so that one bad payload costs only itself.
+    could not be decoded or normalised. Payloads are processed as one unit; if that
+    fails, each is processed alone so that one bad payload costs only itself.
     """
     records = [((first_batch + i) % SOURCE_BATCH_MODULUS, p) for i, p in enumerate(payloads)]
     try:
         raw, rejected = decode_unit(Unit(kind="proto", source=source, records=records,
                                          independent=True))
         problems = [f"request {batch}: {why}" for batch, why in rejected]
-        tables = [raw]
-    except OtlpError:
-        tables, problems = [], []
-        for batch, payload in records:
-            try:
-                table, rejected = decode_unit(Unit(kind="proto", source=source,
-                                                   records=[(batch, payload)]))
-            except OtlpError as exc:
-                problems.append(f"request {batch}: {exc}")
-                continue
-            tables.append(table)
-            problems += [f"request {b}: {why}" for b, why in rejected]
-    tables = [t for t in tables if t.num_rows]
+        if raw.num_rows == 0:
+            return None, problems
+        return normalise(con, raw, config), problems
+    except _BATCH_ERRORS:
+        pass
+    tables, problems = [], []
+    for batch, payload in records:
+        try:
+            raw, _ = decode_unit(Unit(kind="proto", source=source, records=[(batch, payload)]))
+            if raw.num_rows:
+                tables.append(normalise(con, raw, config))
+        except _BATCH_ERRORS as exc:
+            problems.append(f"request {batch}: {exc}")
     if not tables:
         return None, problems
-    raw = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    return normalise(con, raw, config), problems
+    return (tables[0] if len(tables) == 1 else pa.concat_tables(tables)), problems
+
+
+# What a bad payload can raise while decoding or normalising (not store or disk errors).
+_BATCH_ERRORS = (OtlpError, duckdb.Error, pa.ArrowException, ValueError)

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,12 +101,15 @@ class SpoolWorker:
 
     def start(self) -> None:
         if self._workers > 1:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["stepscope.server.batches"])
-            self._pool = cf.ProcessPoolExecutor(
-                self._workers, mp_context=context, initializer=batches.init_process,
-                initargs=(str(self.store.path), self.config, self.source))
+            self._pool = self._new_pool()
         self._thread.start()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["stepscope.server.batches"])
+        return cf.ProcessPoolExecutor(
+            self._workers, mp_context=context, initializer=batches.init_process,
+            initargs=(str(self.store.path), self.config, self.source))
 
     def wake(self) -> None:
         """Ask for a pass now (e.g. the spool is filling up)."""
@@ -252,6 +256,10 @@ class SpoolWorker:
         if self._con is not None:
             self._con.close()
             self._con = None
+        if isinstance(exc, BrokenProcessPool) and self._pool is not None:
+            # A worker process died (e.g. killed for memory): start a fresh pool.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
