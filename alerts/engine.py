@@ -70,7 +70,7 @@ class RoundResult:
 
 def rule_info(rule: Rule) -> RuleInfo:
     return RuleInfo(rule.name, rule.metric, rule.severity, rule.for_, rule.label_map,
-                    rule.runbook_url, rule.description)
+                    rule.keep_firing_for, rule.runbook_url, rule.description)
 
 
 class AlertEngine:
@@ -87,7 +87,8 @@ class AlertEngine:
         rows = self.state.read("SELECT value FROM meta WHERE key = 'last_evaluated_at'")
         return parse_instant(rows[0]["value"]) if rows else None
 
-    def run_round(self, at: datetime) -> RoundResult:
+    def run_round(self, at: datetime, only: set[str] | None = None) -> RoundResult:
+        """Evaluate every rule (or those named in `only`; the others keep their state)."""
         last = self.last_evaluated_at()
         if last is not None and at < last:
             where = self.state.path or "the in-memory state"
@@ -97,6 +98,8 @@ class AlertEngine:
         result = RoundResult(at)
         results = []
         for rule in self.ruleset.rules:
+            if only is not None and rule.name not in only:
+                continue
             try:
                 results.append(self.evaluator.evaluate_rule(rule, at))
             except Exception as exc:  # one broken rule must not stop the others
@@ -142,6 +145,8 @@ class AlertEngine:
                         out.changes.append((previous.state if previous else None, new))
                     if new.state != INACTIVE:
                         out.alerts.append(new)
+            evaluated = {r.rule for r in results}
+            out.alerts.extend(a for a in existing.values() if a.rule not in evaluated)
             db.execute("DELETE FROM alerts WHERE state = ? AND resolved_at < ?",
                        (RESOLVED, db_time(at - KEEP_RESOLVED)))
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_evaluated_at', ?)", (db_time(at),))
@@ -169,6 +174,12 @@ def lookback_instants(at: datetime, longest_for: timedelta, every: timedelta) ->
     from one step before the longest `for` up to `at`, `every` apart."""
     steps = int(longest_for / every) + 1
     return [at - every * k for k in range(steps, -1, -1)]
+
+
+def rule_lookback(rule: Rule) -> timedelta:
+    """How long before an instant a stateless check must replay this rule: its `for`
+    (to see it held throughout) plus `keep_firing_for` (to see it stay firing)."""
+    return rule.for_ + rule.keep_firing_for
 
 
 class AlertRunner:

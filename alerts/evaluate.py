@@ -28,7 +28,9 @@ from stepscope.alerts.rules import (
     Rule,
 )
 from stepscope.alerts.state import Observation
-from stepscope.analytics import clusters, kpis
+from stepscope.analytics.alert_queries import windowed_kpis, windowed_unpriced_calls
+from stepscope.analytics.clusters import failure_clusters
+from stepscope.analytics.drift import Side, drift_findings
 from stepscope.analytics.filters import Filters
 
 from stepscope.config import Config
@@ -36,6 +38,7 @@ from stepscope.store import ReadConnection, Store
 from stepscope.timeparse import Window, format_duration, iso_utc
 
 NS_PER_S = 1_000_000_000
+_KPIS, _UNPRICED = "kpis", "unpriced_calls"
 #: Scope dimensions as filter fields of `stepscope.analytics.filters.Filters`.
 _FILTER_FIELDS = {"workflow": "workflows", "model": "models", "service_version": "service_versions",
                   "tenant": "tenants", "user": "users"}
@@ -63,6 +66,9 @@ class Evaluator:
         self.config = config
         self.con = con or store.connect()
         self._owns_con = con is None
+        # KPI frames computed ahead by `prefetch`: {(fixed scope, by): {(start, end): frame}}
+        self._prefetched: dict[tuple, dict[tuple[datetime, datetime], pl.DataFrame]] = {}
+        self._data_start: tuple[int, datetime | None] | None = None
 
     def close(self) -> None:
         if self._owns_con:
@@ -88,14 +94,83 @@ class Evaluator:
             return self._unpriced(rule, at)
         return self._kpi(rule, at)
 
+    def prefetch(self, rules: Sequence[Rule], instants: Sequence[datetime],
+                 starts: dict[str, datetime] | None = None) -> None:
+        """Compute every window the rules will ask for at `instants` in a few queries.
+
+        A replay of two weeks hour by hour asks for thousands of windows; one windowed
+        query per rule scope replaces them (`analytics.alert_queries`). Evaluation itself
+        is unchanged: it finds the frames here instead of querying one window at a time.
+        `starts` limits a rule to the instants from its start on.
+        """
+        wanted: dict[tuple, set[tuple[datetime, datetime]]] = {}
+        for rule in rules:
+            start = (starts or {}).get(rule.name)
+            mine = instants if start is None else [t for t in instants if t >= start]
+            for key, window in self._windows_needed(rule, mine):
+                wanted.setdefault(key, set()).add((window.start, window.end))
+        for key, spans in wanted.items():
+            self._fetch(key, [Window(s, e) for s, e in sorted(spans)])
+
+    def _windows_needed(self, rule: Rule, instants: Sequence[datetime]):
+        """(cache key, window) pairs; a key is (query, fixed scope, group keys)."""
+        fixed = tuple(sorted(rule.fixed_scope.items()))
+        cond = rule.condition
+        for at in instants:
+            if rule.metric == UNPRICED_MODEL_SEEN:
+                extra = tuple(d for d in rule.each_dimensions if d != "model")
+                yield (_UNPRICED, fixed, extra), Window(at - rule.window, at)
+            elif rule.is_event:
+                if cond.baseline is not None and rule.min_runs:
+                    end = at - cond.baseline.offset
+                    yield (_KPIS, fixed, ()), Window(end - cond.baseline.window, end)
+            else:
+                yield (_KPIS, fixed, rule.each_dimensions), Window(at - rule.window, at)
+                if cond.change and cond.baseline is not None:
+                    end = at - cond.baseline.offset
+                    yield ((_KPIS, fixed, rule.each_dimensions),
+                           Window(end - cond.baseline.window, end))
+
+    def _fetch(self, key: tuple, windows: list[Window]) -> None:
+        query, fixed, by = key
+        filters = Filters(**_filter_fields(dict(fixed)))
+        if query == _KPIS:
+            frame = windowed_kpis(self.con, windows, filters, by=by, config=self.config)
+        else:
+            frame = windowed_unpriced_calls(self.con, windows, filters, by=by, config=self.config)
+        parts = frame.partition_by("window_start", "window_end", as_dict=True)
+        empty = frame.clear().drop("window_start", "window_end")
+        cache = self._prefetched.setdefault(key, {})
+        for w in windows:
+            part = parts.get((w.start, w.end))
+            cache[(w.start, w.end)] = empty if part is None else part.drop("window_start",
+                                                                            "window_end")
+
+    def _windowed(self, query: str, rule: Rule, window: Window, by: tuple[str, ...]
+                  ) -> pl.DataFrame:
+        """One window's frame: from the prefetch when there, else queried now."""
+        key = (query, tuple(sorted(rule.fixed_scope.items())), by)
+        span = (window.start, window.end)
+        if span not in self._prefetched.get(key, {}):
+            self._fetch(key, [window])
+            frame = self._prefetched[key].pop(span)
+            return frame
+        return self._prefetched[key][span]
+
+    def _kpis(self, rule: Rule, window: Window, by: tuple[str, ...]) -> pl.DataFrame:
+        return self._windowed(_KPIS, rule, window, by)
+
     def data_start(self) -> datetime | None:
         """The start of the earliest stored step (from the manifest, no query)."""
-        starts = [s["min_start_ns"] for s in self.store.manifest().get("segments", [])
+        manifest = self.store.manifest()
+        generation = int(manifest.get("generation", 0))
+        if self._data_start is not None and self._data_start[0] == generation:
+            return self._data_start[1]
+        starts = [s["min_start_ns"] for s in manifest.get("segments", [])
                   if s.get("min_start_ns") is not None]
-        if not starts:
-            return None
-        first = min(starts)
-        return datetime.fromtimestamp(first // NS_PER_S, UTC)
+        first = datetime.fromtimestamp(min(starts) // NS_PER_S, UTC) if starts else None
+        self._data_start = (generation, first)
+        return first
 
     # -- KPI rules ------------------------------------------------------------------------
 
@@ -145,8 +220,7 @@ class Evaluator:
         return result
 
     def _kpi_frame(self, rule: Rule, window: Window) -> pl.DataFrame:
-        return kpis.kpis(self.con, _filters(rule, window), by=rule.each_dimensions,
-                         config=self.config)
+        return self._kpis(rule, window, rule.each_dimensions)
 
     # -- event rules ----------------------------------------------------------------------
 
@@ -160,8 +234,7 @@ class Evaluator:
         if start > base_start:
             return False
         if rule.min_runs:
-            base = kpis.kpis(self.con, _filters(rule, Window(base_start, at - baseline.offset)),
-                             by=(), config=self.config)
+            base = self._kpis(rule, Window(base_start, at - baseline.offset), ())
             return bool(base.height) and base["runs"][0] >= rule.min_runs
         return True
 
@@ -171,7 +244,7 @@ class Evaluator:
         baseline = rule.condition.baseline
         assert baseline is not None
         window = Window(at - rule.window, at)
-        frame = clusters.failure_clusters(
+        frame = failure_clusters(
             self.con, _filters(rule, window),
             baseline=Window(at - baseline.offset - baseline.window, at - baseline.offset),
             now=at, examples=3)
@@ -197,39 +270,32 @@ class Evaluator:
 
     def _unpriced(self, rule: Rule, at: datetime) -> RuleResult:
         window = Window(at - rule.window, at)
-        filters = _filters(rule, window)
+        extra = tuple(d for d in rule.each_dimensions if d != "model")
+        frame = self._windowed(_UNPRICED, rule, window, extra)
         result = RuleResult(rule.name, at)
-        total = kpis.kpis(self.con, filters, by=(), config=self.config)
-        if not total.height or not (total["unpriced_llm_calls"][0] or 0):
-            return result
-        extra = [d for d in rule.each_dimensions if d != "model"]
-        frame = kpis.step_kpis(self.con, filters, by=("model", *extra), config=self.config)
         cond = rule.condition
         threshold = cond.threshold if cond.threshold is not None else 1.0
-        for row in frame.filter(pl.col("unpriced_calls") > 0).iter_rows(named=True):
+        for row in frame.iter_rows(named=True):
             if row["model"] is None or any(row[d] is None for d in extra):
                 continue
             scope = {**rule.fixed_scope, "model": row["model"], **{d: row[d] for d in extra}}
             value = float(row["unpriced_calls"])
             result.observations.append(Observation(
                 rule.name, scope, cond.holds(value, threshold), value, threshold,
-                {"calls": row["calls"], "step_kind": row["step_kind"],
-                 "condition": f"calls to a model with no known price {cond.op} {threshold:g} "
+                {"condition": f"calls to a model with no known price {cond.op} {threshold:g} "
                               f"in the last {_fmt_td(rule.window)}",
                  "window": _window_json(window.start, window.end)}))
         return result
 
     def _drift(self, rule: Rule, at: datetime) -> RuleResult:
-        from stepscope.analytics import drift  # the drift analytics are optional at import
-
         if not self._baseline_covered(rule, at):
             return RuleResult(rule.name, at, complete=False)
         baseline = rule.condition.baseline
         assert baseline is not None
         current = Window(at - rule.window, at)
         base = Window(at - baseline.offset - baseline.window, at - baseline.offset)
-        frame = drift.drift_findings(self.con, baseline=base, current=current,
-                                     filters=_filters(rule, None), config=self.config)
+        frame = drift_findings(self.con, baseline=Side(window=base), current=Side(window=current),
+                               filters=_filters(rule, None), config=self.config)
         cond = rule.condition
         rank = {s: i for i, s in enumerate(SEVERITIES)}
         floor = rank[cond.min_severity] if cond.min_severity else 0
@@ -284,8 +350,12 @@ def budget_for(config: Config, budget: str, scope: dict[str, str]) -> float | No
     return budgets.monthly_usd if budget == "monthly_usd" else None
 
 
+def _filter_fields(fixed: dict[str, str]) -> dict[str, tuple[str, ...]]:
+    return {_FILTER_FIELDS[d]: (v,) for d, v in fixed.items()}
+
+
 def _filters(rule: Rule, window: Window | None) -> Filters:
-    fields = {_FILTER_FIELDS[d]: (v,) for d, v in rule.fixed_scope.items()}
+    fields = _filter_fields(rule.fixed_scope)
     if window is None:
         return Filters(**fields)
     return Filters(since=window.start, until=window.end, **fields)

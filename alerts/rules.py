@@ -57,7 +57,7 @@ DEFAULT_WEBHOOK_RETRIES = 3
 DEFAULT_WEBHOOK_BACKOFF = timedelta(seconds=1)
 
 _RULE_KEYS = ("name", "description", "metric", "scope", "window", "condition", "min_runs", "for",
-              "severity", "runbook_url", "labels", "channels", "remind_every")
+              "keep_firing_for", "severity", "runbook_url", "labels", "channels", "remind_every")
 _CONDITION_KEYS = ("op", "threshold", "budget", "change", "baseline", "min_severity")
 _BASELINE_KEYS = ("offset", "window")
 _TOP_KEYS = ("version", "defaults", "channels", "rules")
@@ -128,6 +128,7 @@ class Rule:
     scope: tuple[tuple[str, str], ...] = ()
     min_runs: int = 0
     for_: timedelta = timedelta(0)
+    keep_firing_for: timedelta = timedelta(0)
     severity: str = "warning"
     runbook_url: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
@@ -183,7 +184,8 @@ class RuleSet:
 
     @property
     def longest_for(self) -> timedelta:
-        return max((r.for_ for r in self.rules), default=timedelta(0))
+        """How far back a stateless check must replay to judge `for` and `keep_firing_for`."""
+        return max((r.for_ + r.keep_firing_for for r in self.rules), default=timedelta(0))
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -320,6 +322,7 @@ class _Checker:
         if isinstance(min_runs, bool) or not isinstance(min_runs, int) or min_runs < 0:
             self.add(where, "min_runs", f"expected a whole number of runs >= 0, got {_kind(min_runs)}")
         for_ = self.duration(where, "for", raw.get("for", 0))
+        keep = self.duration(where, "keep_firing_for", raw.get("keep_firing_for", 0))
         severity = raw.get("severity", "warning")
         if severity not in SEVERITIES:
             self.add(where, "severity", f"{severity!r} is not one of {', '.join(SEVERITIES)}")
@@ -335,6 +338,7 @@ class _Checker:
         return Rule(
             name=name, metric=metric, window=window, condition=condition,
             description=description.strip(), scope=scope, min_runs=min_runs, for_=for_,
+            keep_firing_for=keep,
             severity=severity, runbook_url=runbook, labels=labels, channels=rule_channels,
             remind_every=remind,
         )

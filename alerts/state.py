@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     threshold REAL,
     since TEXT NOT NULL,
     pending_since TEXT,
+    last_true_at TEXT,
     fired_at TEXT,
     resolved_at TEXT,
     evaluated_at TEXT NOT NULL,
@@ -134,6 +135,7 @@ class Alert:
     since: datetime
     evaluated_at: datetime
     pending_since: datetime | None = None
+    last_true_at: datetime | None = None
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
     notified_at: datetime | None = None
@@ -185,6 +187,7 @@ class RuleInfo:
     severity: str
     for_: timedelta
     labels: dict[str, str] = field(default_factory=dict)
+    keep_firing_for: timedelta = timedelta(0)
     runbook_url: str | None = None
     description: str = ""
 
@@ -194,7 +197,9 @@ def step(previous: Alert | None, obs: Observation, rule: RuleInfo, at: datetime)
 
     Prometheus semantics: a condition that holds makes the alert pending; once it has held
     on every evaluation for `for`, the alert fires (at once when `for` is 0). A firing
-    alert whose condition no longer holds is resolved; a pending one simply goes away.
+    alert whose condition no longer holds is resolved — after `keep_firing_for` without
+    the condition holding, which keeps a metric hovering at its threshold from flapping;
+    a pending one simply goes away.
     """
     if obs.holds is None:
         if previous is None:
@@ -207,14 +212,18 @@ def step(previous: Alert | None, obs: Observation, rule: RuleInfo, at: datetime)
                 return replace(start, state=FIRING, fired_at=at)
             return start
         updated = replace(previous, value=obs.value, threshold=obs.threshold, detail=obs.detail,
-                          evaluated_at=at, severity=rule.severity, labels=rule.labels,
-                          runbook_url=rule.runbook_url, description=rule.description)
+                          evaluated_at=at, last_true_at=at, severity=rule.severity,
+                          labels=rule.labels, runbook_url=rule.runbook_url,
+                          description=rule.description)
         if previous.state == PENDING and at - (previous.pending_since or at) >= rule.for_:
             return replace(updated, state=FIRING, since=at, fired_at=at)
         return updated
     if previous is None:
         return None
     if previous.state == FIRING:
+        last_true = previous.last_true_at or previous.fired_at or at
+        if at - last_true < rule.keep_firing_for:
+            return replace(previous, evaluated_at=at, value=obs.value, detail=obs.detail)
         return replace(previous, state=RESOLVED, since=at, resolved_at=at, value=obs.value,
                        threshold=obs.threshold, detail=obs.detail, evaluated_at=at)
     if previous.state == PENDING:
@@ -226,7 +235,7 @@ def _new_alert(obs: Observation, rule: RuleInfo, at: datetime) -> Alert:
     return Alert(
         fingerprint=obs.fingerprint, rule=obs.rule, scope=dict(obs.scope), state=PENDING,
         severity=rule.severity, metric=rule.metric, value=obs.value, threshold=obs.threshold,
-        since=at, pending_since=at, evaluated_at=at, labels=dict(rule.labels),
+        since=at, pending_since=at, last_true_at=at, evaluated_at=at, labels=dict(rule.labels),
         detail=dict(obs.detail), runbook_url=rule.runbook_url, description=rule.description,
     )
 
@@ -350,12 +359,13 @@ class AlertState:
             return
         db.execute(
             "INSERT OR REPLACE INTO alerts (fingerprint, rule, scope, state, severity, metric, value,"
-            " threshold, since, pending_since, fired_at, resolved_at, evaluated_at, notified_at,"
-            " notified_firing, labels, detail, runbook_url, description)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " threshold, since, pending_since, last_true_at, fired_at, resolved_at, evaluated_at,"
+            " notified_at, notified_firing, labels, detail, runbook_url, description)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (alert.fingerprint, alert.rule, _dump(alert.scope), alert.state, alert.severity,
              alert.metric, alert.value, alert.threshold, db_time(alert.since),
-             db_time(alert.pending_since), db_time(alert.fired_at), db_time(alert.resolved_at),
+             db_time(alert.pending_since), db_time(alert.last_true_at), db_time(alert.fired_at),
+             db_time(alert.resolved_at),
              db_time(alert.evaluated_at), db_time(alert.notified_at), int(alert.notified_firing),
              _dump(alert.labels), _dump(alert.detail), alert.runbook_url, alert.description))
 
@@ -408,6 +418,7 @@ def _alert_from_row(row: dict[str, Any]) -> Alert:
         state=row["state"], severity=row["severity"], metric=row["metric"], value=row["value"],
         threshold=row["threshold"], since=_time(row["since"]),
         evaluated_at=_time(row["evaluated_at"]), pending_since=_time(row["pending_since"]),
+        last_true_at=_time(row["last_true_at"]),
         fired_at=_time(row["fired_at"]), resolved_at=_time(row["resolved_at"]),
         notified_at=_time(row["notified_at"]), notified_firing=bool(row["notified_firing"]),
         labels=json.loads(row["labels"]), detail=json.loads(row["detail"]),
