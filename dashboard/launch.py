@@ -1,0 +1,104 @@
+"""Starting the dashboard: `streamlit run` on the packaged app, with safe defaults.
+
+The app runs in a child process (`python -m streamlit run`) because Streamlit owns its
+process's event loop and signal handlers. Every setting of the packaged
+`.streamlit/config.toml` is passed as a flag, since Streamlit reads that file only from
+the working directory and the user's own directory: this way usage statistics stay
+off and the theme holds wherever the command is started.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+import click
+
+from stepscope.dashboard.settings import settings_env
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+APP_PATH = PACKAGE_DIR / "app.py"
+STREAMLIT_CONFIG = PACKAGE_DIR / ".streamlit" / "config.toml"
+LOCAL_HOSTS = {"localhost", "localhost.localdomain"}
+
+
+def is_local_host(host: str) -> bool:
+    """True when binding `host` keeps the dashboard reachable from this machine only."""
+    if host.lower() in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """The warning printed when the dashboard listens beyond localhost (it has no login)."""
+    if is_local_host(host):
+        return None
+    return (
+        f"WARNING: the dashboard will listen on {host}:{port}, beyond this machine, and it has "
+        "NO authentication: anyone who can reach that address can read every trace, cost and "
+        "tenant in the store. Bind 127.0.0.1 (the default) and use an SSH tunnel or an "
+        "authenticating reverse proxy instead."
+    )
+
+
+def packaged_streamlit_flags(config_file: Path = STREAMLIT_CONFIG) -> list[str]:
+    """`--section.key value` for every setting of the packaged Streamlit config."""
+    data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+    flags: list[str] = []
+    for section, values in data.items():
+        for key, value in values.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            flags += [f"--{section}.{key}", text]
+    return flags
+
+
+def streamlit_command(host: str = "127.0.0.1", port: int = 8501, open_browser: bool = True,
+                      python: str = sys.executable) -> list[str]:
+    """The full `streamlit run` command line for the packaged app."""
+    return [
+        python, "-m", "streamlit", "run", str(APP_PATH),
+        *packaged_streamlit_flags(),
+        "--browser.gatherUsageStats", "false",
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "false" if open_browser else "true",
+    ]
+
+
+def dashboard_environment(db: str, config_path: str | None, now: str | None,
+                          base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The child's environment: ours, plus the store, configuration and `--now`."""
+    env = dict(os.environ if base is None else base)
+    env.pop("STEPSCOPE_CONFIG", None)
+    env.pop("STEPSCOPE_NOW", None)
+    env.update(settings_env(db, config_path, now))
+    env["STREAMLIT_BROWSER_GATHER_USAGE_STATS"] = "false"
+    return env
+
+
+def run_dashboard(db: str, config_path: str | None = None, host: str = "127.0.0.1",
+                  port: int = 8501, now: str | None = None, open_browser: bool = True) -> int:
+    """Serve the dashboard until interrupted; returns Streamlit's exit status.
+
+    `now` (ISO-8601) anchors the relative time ranges, so a fixed history such as the
+    demo sample reads as if it were live.
+    """
+    warning = exposure_warning(host, port)
+    if warning:
+        click.secho(warning, fg="red", bold=True, err=True)
+    shown_host = "localhost" if is_local_host(host) else host
+    click.echo(f"stepscope dashboard on http://{shown_host}:{port} (store: {db}); Ctrl-C stops it",
+               err=True)
+    command = streamlit_command(host, port, open_browser)
+    try:
+        return subprocess.call(command, env=dashboard_environment(db, config_path, now))
+    except KeyboardInterrupt:
+        return 0
