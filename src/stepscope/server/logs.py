@@ -14,7 +14,7 @@ attribute. The same privacy policy as spans applies, with the same DuckDB macros
 attribute values, `keep` still masks secrets, `drop` stores no content at all.
 
 Log volume is a few records per model call, so records are walked in Python; redaction
-is still done column-wise in one SQL statement per batch.
+is still one SQL statement per batch (`privacy.redact_values` over every text at once).
 """
 
 from __future__ import annotations
@@ -49,12 +49,8 @@ CONTENT_KEYS = frozenset({
     "body.content", "body.message.content",
 })
 
-_STR_LIST = pa.list_(pa.string())
-_RAW_SCHEMA = pa.schema([
-    ("trace_id", pa.string()), ("span_id", pa.string()), ("time_ns", pa.int64()),
-    ("event_name", pa.string()), ("role", pa.string()), ("content", pa.string()),
-    ("attr_keys", _STR_LIST), ("attr_values", _STR_LIST), ("source_file", pa.string()),
-])
+_ROW_FIELDS = ("trace_id", "span_id", "time_ns", "event_name", "role", "content",
+               "attr_keys", "attr_values", "source_file")
 
 
 def is_content_event(name: str) -> bool:
@@ -69,7 +65,7 @@ def content_events(con: duckdb.DuckDBPyConnection, payloads: Iterable[bytes],
     Returns a table with the columns of `CONTENT_EVENT_COLUMNS`, or None when the
     payloads hold no GenAI content event.
     """
-    rows: dict[str, list[Any]] = {name: [] for name in _RAW_SCHEMA.names}
+    rows: dict[str, list[Any]] = {name: [] for name in _ROW_FIELDS}
     drop = privacy_mode == "drop"
     for payload in payloads:
         request = ExportLogsServiceRequest.FromString(payload)
@@ -79,23 +75,35 @@ def content_events(con: duckdb.DuckDBPyConnection, payloads: Iterable[bytes],
                     _collect(rows, record, drop, source)
     if not rows["trace_id"]:
         return None
-    raw = pa.table(rows, schema=_RAW_SCHEMA)
-    privacy.install(con, privacy_mode)
-    con.register("stepscope_raw_events", raw)
-    try:
-        content = "NULL::VARCHAR" if drop else "stepscope_redact(content)"
-        ingested = datetime.now(UTC).replace(tzinfo=None)
-        select = {
-            "trace_id": "trace_id", "span_id": "span_id", "time_ns": "time_ns",
-            "event_name": "event_name", "role": "role", "content": content,
-            "attributes": "map(attr_keys, list_transform(attr_values, lambda v: stepscope_redact(v)))",
-            "source_file": "source_file",
-            "ingested_at": f"TIMESTAMP '{ingested.isoformat(sep=' ')}'",
-        }
-        columns = ", ".join(f"{select[c.name]} AS {c.name}" for c in CONTENT_EVENT_COLUMNS)
-        return con.sql(f"SELECT {columns} FROM stepscope_raw_events").to_arrow_table()
-    finally:
-        con.unregister("stepscope_raw_events")
+    _redact(con, rows, privacy_mode)
+    n = len(rows["trace_id"])
+    ingested = datetime.now(UTC).replace(tzinfo=None)
+    columns = {
+        "trace_id": pa.array(rows["trace_id"], pa.string()),
+        "span_id": pa.array(rows["span_id"], pa.string()),
+        "time_ns": pa.array(rows["time_ns"], pa.int64()),
+        "event_name": pa.array(rows["event_name"], pa.string()),
+        "role": pa.array(rows["role"], pa.string()),
+        "content": pa.array(rows["content"], pa.string()),
+        "attributes": pa.array(
+            [list(zip(k, v, strict=True)) for k, v in zip(rows["attr_keys"], rows["attr_values"],
+                                                          strict=True)],
+            pa.map_(pa.string(), pa.string())),
+        "source_file": pa.array(rows["source_file"], pa.string()),
+        "ingested_at": pa.array([ingested] * n, pa.timestamp("us")),
+    }
+    return pa.table({c.name: columns[c.name] for c in CONTENT_EVENT_COLUMNS})
+
+
+def _redact(con: duckdb.DuckDBPyConnection, rows: dict[str, list[Any]], mode: str) -> None:
+    """Apply the privacy policy to every content text and attribute value, in one query."""
+    contents = rows["content"]
+    flat: list[str | None] = list(contents)
+    for values in rows["attr_values"]:
+        flat.extend(values)
+    redacted = iter(privacy.redact_values(con, flat, mode))
+    rows["content"] = [next(redacted) for _ in contents]
+    rows["attr_values"] = [[next(redacted) for _ in values] for values in rows["attr_values"]]
 
 
 def _collect(rows: dict[str, list[Any]], record: Any, drop: bool, source: str) -> None:
