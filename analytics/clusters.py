@@ -7,8 +7,9 @@ The work is split so that its cost follows the number of distinct failures, not 
    status, tool, template): counts, first/last seen, workflows, models, versions, a
    trend per time bucket, example traces, and the counts that decide "new".
 2. Each key gets its fingerprint, a hash of the key (`error_templates.fingerprint`).
-3. scikit-learn groups near-identical templates of one error type and HTTP status for
-   display (`template_groups`); a group reports its members' fingerprints.
+3. Templates of one error type and HTTP status are grouped for display
+   (`template_groups`): template mining joins those differing in one token, then
+   scikit-learn joins near-identical ones; a group reports its members' fingerprints.
 
 A cluster's `cluster_id` is the fingerprint of its first-seen member (ties: the most
 frequent, then the smallest id), so it is one of the member ids, never a label of a
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 from stepscope.analytics import runner
-from stepscope.analytics.error_templates import fingerprint_of_key, template_sql
+from stepscope.analytics.error_templates import fingerprint_of_key, templates_sql
 from stepscope.analytics.filters import Filters
 from stepscope.analytics.template_groups import DEFAULT_SIMILARITY, group_templates
 
@@ -135,8 +136,8 @@ def failure_clusters(con: ReadConnection, filters: Filters | None = None, *,
         "bucket_ns": bucket_ns,
         "examples": examples,
     })
-    keys = runner.run(con, "failure_keys", params, template_expr=template_sql("message"),
-                      run_filter=run_filter)
+    keys = runner.run(con, "failure_keys", params, run_filter=run_filter,
+                      message_templates=templates_sql("(SELECT DISTINCT message FROM failed)"))
     if keys.is_empty():
         return empty_clusters()
     return _assemble(keys, similarity, start_ns, end_ns, bucket_ns)
@@ -150,7 +151,7 @@ def _assemble(keys: pl.DataFrame, similarity: float, start_ns: int, end_ns: int,
         .alias("fingerprint"),
     ).sort("fingerprint")
     rows = keys.to_dicts()
-    groups, _rep = group_templates(
+    groups, labels = group_templates(
         [r["template"] for r in rows],
         [(r["error_type"] or "", r["http_status"]) for r in rows],
         [r["count"] for r in rows],
@@ -158,20 +159,18 @@ def _assemble(keys: pl.DataFrame, similarity: float, start_ns: int, end_ns: int,
     )
     first_bucket = (start_ns // bucket_ns) * bucket_ns
     n_buckets = max(1, (end_ns - 1) // bucket_ns - start_ns // bucket_ns + 1)
-    members: dict[int, list[int]] = {}
-    for i, g in enumerate(groups.tolist()):
-        members.setdefault(g, []).append(i)
-    out = []
-    for idx in members.values():
-        out.append(_cluster_row([rows[i] for i in idx], _rep[idx], first_bucket, n_buckets, bucket_ns))
+    members: dict[int, list[dict]] = {}
+    for row, g in zip(rows, groups.tolist(), strict=True):
+        members.setdefault(g, []).append(row)
+    out = [_cluster_row(group, labels[g], first_bucket, n_buckets, bucket_ns)
+           for g, group in members.items()]
     frame = pl.DataFrame(out, schema=_schema(), orient="row")
     return frame.sort(["count", "cluster_id"], descending=[True, False])
 
 
-def _cluster_row(members: list[dict], representative: np.ndarray, first_bucket: int,
-                 n_buckets: int, bucket_ns: int) -> tuple:
+def _cluster_row(members: list[dict], label: str, first_bucket: int, n_buckets: int,
+                 bucket_ns: int) -> tuple:
     founder = min(members, key=lambda r: (r["first_seen_ns"], -r["count"], r["fingerprint"]))
-    label_member = members[int(np.argmax(representative))]
     trend = np.zeros(n_buckets, dtype=np.int64)
     for m in members:
         pos = (np.asarray(m["bucket_starts_ns"], dtype=np.int64) - first_bucket) // bucket_ns
@@ -179,14 +178,14 @@ def _cluster_row(members: list[dict], representative: np.ndarray, first_bucket: 
     examples = sorted(
         ((seen, trace) for m in members
          for trace, seen in zip(m["example_trace_ids"], m["example_seen_ns"], strict=True)),
-        key=lambda e: (-e[0], e[1]),
+        reverse=True,
     )
     example_ids = list(dict.fromkeys(t for _, t in examples))[:EXAMPLES_PER_CLUSTER]
     baseline = sum(m["baseline_count"] for m in members)
     after = sum(m["after_baseline_count"] for m in members)
     return (
         founder["fingerprint"],
-        _label(label_member),
+        label or _fallback_label(founder),
         sum(m["count"] for m in members),
         founder["error_type"],
         founder["http_status"],
@@ -205,9 +204,8 @@ def _cluster_row(members: list[dict], representative: np.ndarray, first_bucket: 
     )
 
 
-def _label(row: dict) -> str:
-    if row["template"]:
-        return row["template"]
+def _fallback_label(row: dict) -> str:
+    """A failure without a message is named by its error type and HTTP status."""
     text = row["error_type"] or "error"
     if row["http_status"] is not None:
         text += f" (HTTP {row['http_status']})"

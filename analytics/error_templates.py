@@ -32,34 +32,38 @@ FINGERPRINT_HEX_CHARS = 16
 
 @dataclass(frozen=True)
 class Mask:
-    """One kind of variable value: an RE2 pattern and what replaces each match."""
+    """One kind of variable value: an RE2 pattern, what replaces each match, and a text
+    without which the pattern cannot match (the cheap test that skips the regex)."""
 
     name: str
     pattern: str
     replacement: str
+    needs: str | None = None
 
 
 # Order matters: wider shapes first (a URL holds numbers, an e-mail holds dots), so that
 # each value is masked once, by the most telling placeholder.
 _IDENT_CHARS = "A-Za-z_.<>"
 MASKS: tuple[Mask, ...] = (
-    Mask("url", r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{}]*[^\s'\"<>()\[\]{}.,;:!?]", "<URL>"),
-    Mask("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", "<EMAIL>"),
+    Mask("url", r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{}]*[^\s'\"<>()\[\]{}.,;:!?]", "<URL>",
+         "://"),
+    Mask("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}", "<EMAIL>",
+         "@"),
     Mask("uuid", r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b",
-         "<UUID>"),
+         "<UUID>", "-"),
     Mask("timestamp",
          r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+\-]\d{2}:?\d{2})?)?",
-         "<TS>"),
-    Mask("time", r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "<TS>"),
+         "<TS>", "-"),
+    Mask("time", r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "<TS>", ":"),
     # A quoted value is masked unless it reads as a name (a dict key, an error code, a
     # field path): 'overloaded_error' stays, 'req_011CabC3' and "/tmp/x.json" do not.
-    Mask("single_quoted", rf"'[^'\s]*[^{_IDENT_CHARS}'\s][^'\s]*'", "'<VAL>'"),
-    Mask("double_quoted", rf"\"[^\"\s]*[^{_IDENT_CHARS}\"\s][^\"\s]*\"", "\"<VAL>\""),
+    Mask("single_quoted", rf"'[^'\s]*[^{_IDENT_CHARS}'\s][^'\s]*'", "'<VAL>'", "'"),
+    Mask("double_quoted", rf"\"[^\"\s]*[^{_IDENT_CHARS}\"\s][^\"\s]*\"", "\"<VAL>\"", '"'),
     # Prefixed ids such as acct_3f9a2b1c, req_011CabC3, ch_x7Yq2: keep the prefix, which
     # names the kind of object, and mask the rest.
     Mask("prefixed_id",
          r"\b([A-Za-z][A-Za-z0-9]*(?:_[A-Za-z][A-Za-z0-9]*)*?)_(?:[A-Za-z]*\d[A-Za-z0-9]*|[0-9A-Fa-f]{6,})\b",
-         r"\1_<ID>"),
+         r"\1_<ID>", "_"),
     Mask("hex", r"\b(?:0[xX][0-9A-Fa-f]+|[0-9A-Fa-f]{8,})\b", "<HEX>"),
     Mask("number", r"\b\d+(?:[.,]\d+)*(ms|us|ns|s|m|h|d|k|kb|mb|gb|b|x)?\b", r"<NUM>\1"),
 )
@@ -69,18 +73,26 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def template_sql(message_sql: str) -> str:
-    """A SQL expression turning the message expression `message_sql` into its template.
+def templates_sql(source: str) -> str:
+    """A query of (message, template) for each row of `source`, a table or subquery
+    with a `message` column.
 
-    The masks apply in order, then runs of whitespace collapse to one space and the
-    result is cut at `MAX_TEMPLATE_CHARS`.
+    The masks apply in order, one query level each, so that a mask whose required text
+    is absent skips its regex without repeating the expression; then runs of whitespace
+    collapse to one space and the result is cut at `MAX_TEMPLATE_CHARS`.
     """
-    expr = message_sql
-    for mask in MASKS:
-        expr = (f"regexp_replace({expr}, {_sql_string(mask.pattern)}, "
-                f"{_sql_string(mask.replacement)}, 'g')")
-    expr = f"trim(regexp_replace({expr}, '\\s+', ' ', 'g'))"
-    return f"left({expr}, {MAX_TEMPLATE_CHARS})"
+    query = f"SELECT message, message AS m0 FROM {source}"
+    for i, mask in enumerate(MASKS):
+        column = f"m{i}"
+        replaced = (f"regexp_replace({column}, {_sql_string(mask.pattern)}, "
+                    f"{_sql_string(mask.replacement)}, 'g')")
+        if mask.needs is not None:
+            replaced = (f"CASE WHEN strpos({column}, {_sql_string(mask.needs)}) > 0 "
+                        f"THEN {replaced} ELSE {column} END")
+        query = f"SELECT message, {replaced} AS m{i + 1} FROM ({query}) AS mask_{mask.name}"
+    last = f"m{len(MASKS)}"
+    return (f"SELECT message, left(trim(regexp_replace({last}, '\\s+', ' ', 'g')), "
+            f"{MAX_TEMPLATE_CHARS}) AS template FROM ({query}) AS masked")
 
 
 def normalise_messages(messages: Sequence[str | None]) -> list[str | None]:
@@ -92,7 +104,11 @@ def normalise_messages(messages: Sequence[str | None]) -> list[str | None]:
     try:
         con.execute("CREATE TEMP TABLE m (i INTEGER, message VARCHAR)")
         con.executemany("INSERT INTO m VALUES (?, ?)", list(enumerate(messages)))
-        rows = con.execute(f"SELECT {template_sql('message')} FROM m ORDER BY i").fetchall()
+        rows = con.execute(
+            f"SELECT t.template FROM m LEFT JOIN ({templates_sql('(SELECT DISTINCT message FROM m)')})"
+            " AS t "
+            "ON t.message = m.message ORDER BY m.i"
+        ).fetchall()
     finally:
         con.close()
     return [r[0] for r in rows]

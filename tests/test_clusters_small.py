@@ -6,48 +6,100 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from analytics_store import T0, llm, make_store, root, tid, tool
+from otlp_builders import (
+    SPAN_KIND_CLIENT,
+    STATUS_ERROR,
+    exception_event,
+    hex_trace,
+    request,
+    span,
+    to_protobuf,
+)
 from stepscope.analytics.clusters import CLUSTER_COLUMNS, failure_clusters
 from stepscope.analytics.error_templates import fingerprint
 from stepscope.analytics.filters import Filters
+from stepscope.ingest.pipeline import ingest_paths
 
+from stepscope.config import Config
+from stepscope.store import Store
 from stepscope.timeparse import Window
 
+T0 = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday
 RATE_TEMPLATE = "Rate limit exceeded, retry after <NUM>s (request req_<ID>)"
 SCHEMA_TEMPLATE = "unknown field '<VAL>' for account acct_<ID>"
+ROOT, STEP = 1, 2
 
 
-def _rows() -> list[dict]:
-    rows = []
+def _ns(when: datetime) -> int:
+    return int(when.timestamp()) * 1_000_000_000
+
+
+def _run(trace: int, workflow: str | None, start: datetime, step: str, *, error_type: str | None,
+         message: str | None, http_status: int | None = None, tool: str | None = None,
+         model: str | None = None) -> list:
+    """A run (root span, unless `workflow` is None: not arrived yet) with one step 2 ms in."""
+    spans = []
+    if workflow is not None:
+        spans.append(span(f"invoke_agent {workflow}", trace=trace, span=10 * trace + ROOT,
+                          start_ns=_ns(start), duration_ms=5000,
+                          attributes={"gen_ai.operation.name": "invoke_agent",
+                                      "gen_ai.agent.name": workflow, "task.outcome": "completed"}))
+    attributes: dict = ({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": tool} if tool
+                        else {"gen_ai.operation.name": "chat", "gen_ai.request.model": model,
+                              "gen_ai.provider.name": "openai"})
+    if error_type:
+        attributes["error.type"] = error_type
+    if http_status:
+        attributes["http.response.status_code"] = http_status
+    events = [exception_event(error_type, message, _ns(start) + 3_000_000)] if message else []
+    spans.append(span(step, trace=trace, span=10 * trace + STEP, parent=10 * trace + ROOT,
+                      kind=SPAN_KIND_CLIENT, start_ns=_ns(start) + 2_000_000, duration_ms=200,
+                      attributes=attributes, events=events,
+                      status=STATUS_ERROR if error_type else 0))
+    return spans
+
+
+def _spans() -> list:
+    spans = []
     for i in range(5):  # five 429s of one tool, an hour apart, each with its own values
-        t, start = f"rate{i}", T0 + timedelta(hours=i)
-        rows += [root(t, "refund_request", start=start),
-                 tool(t, "refund", "issue_refund", status="error", start=start,
-                      error_type="RateLimitError", http_status=429,
-                      error_message=f"Rate limit exceeded, retry after {10 + i}s "
-                                    f"(request req_{i}a{i}b{i}c{i})"),
-                 tool(t, "lookup", "get_account", start=start)]
+        spans += _run(100 + i, "refund_request", T0 + timedelta(hours=i), "execute_tool issue_refund",
+                      tool="issue_refund", error_type="RateLimitError", http_status=429,
+                      message=f"Rate limit exceeded, retry after {10 + i}s (request req_{i}a{i}b{i}c{i})")
+        spans += [span("execute_tool get_account", trace=100 + i, span=10 * (100 + i) + 3,
+                       parent=10 * (100 + i) + ROOT, start_ns=_ns(T0 + timedelta(hours=i)) + 5_000_000,
+                       attributes={"gen_ai.operation.name": "execute_tool",
+                                   "gen_ai.tool.name": "get_account"})]
     for i in range(2):  # a failure that first appears two days later
-        t, start = f"schema{i}", T0 + timedelta(days=2, hours=i)
-        rows += [root(t, "account_config", start=start),
-                 tool(t, "save", "update_settings", status="error", start=start,
+        spans += _run(200 + i, "account_config", T0 + timedelta(days=2, hours=i),
+                      "execute_tool update_settings", tool="update_settings",
                       error_type="SettingsSchemaError", http_status=422,
-                      error_message=f"unknown field 'f{i}' for account acct_{i}0c0ffee")]
-    start = T0 - timedelta(days=3)  # a model-call failure, earlier
-    rows += [root("llm", "kb_answer", start=start),
-             llm("llm", "answer", "gpt-4o", status="error", start=start,
-                 error_type="InternalServerError", http_status=500,
-                 error_message="The server had an error (request id 7d1f0c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6)")]
-    # An HTTP failure with neither error status nor message, in a run whose root has
-    # not arrived yet.
-    rows += [tool("http", "fetch", "get_account", start=T0 + timedelta(hours=1), http_status=404)]
-    return rows
+                      message=f"unknown field 'f{i}' for account acct_{i}0c0ffee")
+    spans += _run(300, "kb_answer", T0 - timedelta(days=3), "chat gpt-4o", model="gpt-4o",
+                  error_type="InternalServerError", http_status=500,
+                  message="The server had an error (request id 7d1f0c2a-1b2c-4d5e-8f90-a1b2c3d4e5f6)")
+    # An HTTP failure with neither error status nor message, in a run whose root span
+    # has not arrived yet.
+    spans += _run(400, None, T0 + timedelta(hours=1), "execute_tool get_account", tool="get_account",
+                  error_type=None, message=None, http_status=404)
+    return spans
+
+
+def _store(path: Path, spans: list, batches: int = 1) -> Store:
+    """Ingest the spans as OTLP/protobuf requests, `batches` files of interleaved spans."""
+    store = Store.open(path / "db", create=True)
+    files = []
+    for b in range(batches):
+        file = path / f"export-{b}.pb"
+        file.write_bytes(to_protobuf(request(spans[b::batches])))
+        files.append(file)
+    report = ingest_paths(store, files, Config(), workers=1)
+    assert report.rejected == [] and report.spans_stored == len(spans)
+    return store
 
 
 @pytest.fixture(scope="module")
 def con(tmp_path_factory: pytest.TempPathFactory):
-    store = make_store(tmp_path_factory.mktemp("clusters") / "db", _rows())
-    with store.connect() as connection:
+    with _store(tmp_path_factory.mktemp("clusters"), _spans()).connect() as connection:
         yield connection
 
 
@@ -65,13 +117,13 @@ def test_one_cluster_per_failure_with_counts_ids_and_context(con) -> None:
     assert rate["member_ids"] == [rate["cluster_id"]]
     assert (rate["http_status"], rate["tools"], rate["workflows"]) == (429, ["issue_refund"],
                                                                       ["refund_request"])
-    assert rate["service_versions"] == ["1.0.0"]
+    assert rate["service_versions"] == ["1.4.2"]  # the default resource of otlp_builders
     assert rate["models"] == []
     # Tool steps start 2 ms after their run.
     assert rate["first_seen"] == T0 + timedelta(milliseconds=2)
     assert rate["last_seen"] == T0 + timedelta(hours=4, milliseconds=2)
     # The most recent runs first.
-    assert rate["example_trace_ids"] == [tid("rate4"), tid("rate3"), tid("rate2")]
+    assert rate["example_trace_ids"] == [hex_trace(104), hex_trace(103), hex_trace(102)]
     server = _by_error(frame)["InternalServerError"]
     assert server["models"] == ["gpt-4o"]
     assert server["label"] == "The server had an error (request id <UUID>)"
@@ -135,13 +187,8 @@ def test_quoted_values_are_masked_so_both_schema_failures_are_one_failure(con) -
                                                 SCHEMA_TEMPLATE)]
 
 
-def test_ids_do_not_depend_on_the_order_rows_were_stored(tmp_path: Path, con) -> None:
-    rows = _rows()
-    store = make_store(tmp_path / "a", rows[::2])
-    store.append_steps(make_store(tmp_path / "tmp", rows[1::2]).connect().sql(
-        "SELECT * FROM steps").to_arrow_table())
-    reversed_store = make_store(tmp_path / "b", rows[::-1])
+def test_ids_do_not_depend_on_the_order_spans_arrive_in(tmp_path: Path, con) -> None:
     expected = failure_clusters(con, now=T0)
-    for other in (store, reversed_store):
-        with other.connect() as c:
-            assert failure_clusters(c, now=T0).equals(expected)
+    for name, spans, batches in (("reversed", _spans()[::-1], 1), ("interleaved", _spans(), 3)):
+        with _store(tmp_path / name, spans, batches).connect() as other:
+            assert failure_clusters(other, now=T0).equals(expected)

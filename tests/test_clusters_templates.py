@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from stepscope.analytics.error_templates import fingerprint, normalise_messages
-from stepscope.analytics.template_groups import group_templates
+from stepscope.analytics.template_groups import group_templates, mine_templates
 
 
 @pytest.mark.parametrize(("message", "template"), [
@@ -75,20 +75,45 @@ def test_fingerprint_is_a_hash_of_the_failure_alone() -> None:
     assert "3905be06135209ba" not in others
 
 
-def test_near_identical_templates_group_and_distinct_ones_do_not() -> None:
+def test_templates_differing_in_one_token_are_mined_into_one() -> None:
     templates = [
         "Settings API rejected update for account acct_<ID>: unknown field "
         "'notification_prefs.quiet_hours' (schema <TS>)",
         "Settings API rejected update for account acct_<ID>: unknown field 'sso.domain' "
         "(schema <TS>)",
+        "Settings API rejected update for account acct_<ID>: unknown field 'seats' (schema <TS>)",
+        "Settings for account acct_<ID> were modified by another session (etag \"<VAL>\" is stale)",
+        "Request timed out.",
+        "Request failed.",  # too short to mine: one word of three is not "the same failure"
+    ]
+    groups, mined = mine_templates(templates, ["b"] * len(templates))
+    assert groups.tolist() == [0, 0, 0, 1, 2, 3]
+    assert mined[0] == ("Settings API rejected update for account acct_<ID>: unknown field <*> "
+                        "(schema <TS>)")
+    assert mined[1:] == templates[3:]
+
+
+def test_mining_stays_within_a_block_and_a_length() -> None:
+    templates = ["unknown field 'a' in request", "unknown field 'b' in request",
+                 "unknown field 'c' in request", "unknown field 'd' in this request"]
+    groups, _ = mine_templates(templates, ["x", "x", "y", "x"])
+    assert groups.tolist() == [0, 0, 1, 2]
+
+
+def test_near_identical_templates_group_and_distinct_ones_do_not() -> None:
+    templates = [
+        "Zendesk API returned <NUM> Service Unavailable for POST /api/v2/tickets "
+        "(request id <HEX>-<HEX>)",
+        "Zendesk API returned <NUM> Service Unavailable for PUT /api/v2/tickets/<NUM>",
         "Settings for account acct_<ID> were modified by another session (etag \"<VAL>\" is stale)",
         "Request timed out.",
     ]
-    groups, representative = group_templates(templates, ["b"] * 4, [10, 1, 5, 3])
+    groups, labels = group_templates(templates, ["b"] * 4, [10, 30, 5, 3])
     assert groups[0] == groups[1]
     assert len({groups[0], groups[2], groups[3]}) == 3
-    # The most frequent of a group's near-identical templates labels it.
-    assert representative.tolist() == [True, False, True, True]
+    # The template most of the group's failures said labels it.
+    assert labels[groups[0]] == templates[1]
+    assert labels[groups[2]] == templates[2]
 
 
 def test_templates_of_different_error_types_never_group() -> None:

@@ -47,8 +47,8 @@ run_models AS (
       AND coalesce(request_model, response_model) IS NOT NULL
 ),
 templates AS (
-    SELECT message, {{template_expr}} AS template
-    FROM (SELECT DISTINCT message FROM failed) AS distinct_messages
+    -- (message, template) per distinct message: stepscope.analytics.error_templates.
+    {{message_templates}}
 ),
 keyed AS (
     SELECT
@@ -108,22 +108,13 @@ trend AS (
     FROM per_bucket
     GROUP BY failure_key
 ),
-per_trace AS (
-    SELECT failure_key, trace_id, max(start_time_ns) AS seen_ns
-    FROM in_window
-    GROUP BY failure_key, trace_id
-),
-ranked_traces AS (
-    SELECT failure_key, trace_id, seen_ns,
-           row_number() OVER (PARTITION BY failure_key ORDER BY seen_ns DESC, trace_id) AS rank
-    FROM per_trace
-),
 examples AS (
+    -- The traces of the most recent failures, newest first (ties by trace id), with their
+    -- times; a few more than needed, as the caller keeps each trace once.
     SELECT failure_key,
-           array_agg(trace_id ORDER BY rank) AS example_trace_ids,
-           array_agg(seen_ns ORDER BY rank) AS example_seen_ns
-    FROM ranked_traces
-    WHERE rank <= $examples
+           max_by(trace_id, (start_time_ns, trace_id), $examples * 4) AS example_trace_ids,
+           max_by(start_time_ns, (start_time_ns, trace_id), $examples * 4) AS example_seen_ns
+    FROM in_window
     GROUP BY failure_key
 )
 SELECT
