@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import polars as pl
-from stepscope.analytics import run_tables, runner
+from stepscope.analytics import pricing, run_tables, runner
 from stepscope.analytics.filters import FilterError, Filters
 
 from stepscope.config import Config
@@ -177,3 +177,13 @@ def failure_reasons(con: ReadConnection, filters: Filters | None = None, limit: 
     where, params = filters.where_sql("r")
     params["limit"] = int(limit)
     return runner.run(con, "failure_reasons", params, where=where)
+
+
+def price_table(con: ReadConnection, config: Config | None = None) -> pl.DataFrame:
+    """The prices in use for the store's models, as finance reads them: per provider and
+    model, each period, time-of-day window and input-token tier with its rates (USD per
+    million tokens) and `price_source`, plus how many calls each model has and when it was
+    first and last seen. Models no source prices show `price_source` "unpriced"."""
+    prices = run_tables.prepare(con, config or Config())
+    usage = runner.run(con, "price_keys")
+    return pricing.describe_price_table(prices, usage)

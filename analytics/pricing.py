@@ -40,6 +40,7 @@ from genai_prices import types as gp
 from stepscope.config import Config, PriceConfig
 
 LIBRARY = f"genai-prices {genai_prices.__version__}"
+UNPRICED = "unpriced: no price known"
 
 # Sentinels instead of NULL bounds keep the join a plain conjunction of comparisons.
 NS_MIN = 0
@@ -148,7 +149,7 @@ def _library_provider(provider: str | None) -> gp.Provider | None:
         return None
     providers = data_snapshot.get_snapshot().providers
     name = provider.strip().lower()
-    for candidate in (name, PROVIDER_ALIASES.get(name), name.replace("_", "-")):
+    for candidate in (PROVIDER_ALIASES.get(name), name, name.replace("_", "-")):
         if candidate and (found := data_snapshot.find_provider_by_id(providers, candidate)):
             return found
     return None
@@ -464,7 +465,7 @@ def describe_price_table(table: pa.Table, usage: pl.DataFrame | None = None) -> 
     keys = ["provider", "request_model", "response_model"]
     shown = [*keys, "effective_from", "effective_to", "time_of_day", "input_tokens_above",
              *RATE_COLUMNS, "price_source"]
-    out = out.select(shown)
+    out = out.select(shown).with_columns(pl.col("price_source").fill_null(UNPRICED))
     if usage is not None:
         out = usage.join(out, on=keys, how="left", nulls_equal=True)
         out = out.select([*keys, *[c for c in usage.columns if c not in keys],

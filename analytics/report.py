@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import polars as pl
+from stepscope.analytics.clusters import failure_clusters
 from stepscope.analytics.compare import compare
-from stepscope.analytics.explore import cost_breakdown, failure_reasons, release_markers
+from stepscope.analytics.explore import cost_breakdown, release_markers
 from stepscope.analytics.filters import Filters
 from stepscope.analytics.formatting import format_change, format_value, label, plural
 from stepscope.analytics.kpis import kpis
@@ -58,7 +59,7 @@ class WeeklyReport:
     totals: pl.DataFrame                    # compare() of all runs: metric, baseline, current, ...
     workflows: pl.DataFrame                 # compare() per workflow, REPORT_METRICS only
     cost_drivers: pl.DataFrame              # workflow, model, cost_usd, previous_cost_usd, change
-    failures: pl.DataFrame                  # failure_reasons() of the week
+    failures: pl.DataFrame                  # failure_clusters() of the week, largest first
     notable: list[str] = field(default_factory=list)
     unpriced_models: list[str] = field(default_factory=list)
 
@@ -68,6 +69,7 @@ def weekly_report(con: ReadConnection, week: str, config: Config | None = None,
     """The review of ISO week `week` (e.g. `2026-W47`, UTC) against the week before."""
     config = config or Config()
     base = filters or Filters()
+    week = week.strip().upper()
     window = parse_iso_week(week)
     previous = window.shifted(-timedelta(days=7))
     this_week = base.with_window(window.start, window.end)
@@ -76,9 +78,9 @@ def weekly_report(con: ReadConnection, week: str, config: Config | None = None,
     workflows = compare(con, last_week, this_week, by=("workflow",), config=config,
                         metrics=REPORT_METRICS)
     drivers = _cost_drivers(con, this_week, last_week, config)
-    failures = failure_reasons(con, this_week, limit=TOP_FAILURES, config=config)
+    failures = failure_clusters(con, this_week, baseline=previous).head(TOP_FAILURES)
     report = WeeklyReport(
-        week=week.strip().upper(), window=window, previous=previous, totals=totals,
+        week=week, window=window, previous=previous, totals=totals,
         workflows=workflows.filter(pl.col("workflow").is_not_null()),
         cost_drivers=drivers, failures=failures,
     )
@@ -107,13 +109,14 @@ def _cost_drivers(con: ReadConnection, this_week: Filters, last_week: Filters,
 def _unpriced_models(con: ReadConnection, this_week: Filters, config: Config) -> list[str]:
     spend = cost_breakdown(con, this_week, by="model", bucket=None, config=config)
     rows = spend.filter(pl.col("unpriced_calls") > 0)
-    return [f"{m or '(no model name)'} ({n} calls)"
+    return [f"{m or '(no model name)'} ({plural(n, 'call')})"
             for m, n in rows.select("model", "unpriced_calls").iter_rows()]
 
 
 def _notable(con: ReadConnection, report: WeeklyReport, this_week: Filters,
              last_week: Filters, config: Config) -> list[str]:
-    """Changes a lead should read first: big KPI moves, releases, new models."""
+    """Changes a lead should read first: new failures, then KPI moves by size, then the
+    releases and models that appeared (often their explanation)."""
     notes: list[tuple[float, str]] = []
     runs = kpis(con, this_week, ("workflow",), config).select("workflow", "runs")
     before = kpis(con, last_week, ("workflow",), config).select(
@@ -149,6 +152,12 @@ def _notable(con: ReadConnection, report: WeeklyReport, this_week: Filters,
         if row["model"] not in models_before and row["llm_calls"]:
             notes.append((0.8, f"Model **{row['model']}** first used this week "
                                f"({plural(row['llm_calls'], 'call')})."))
+    for row in report.failures.filter(pl.col("is_new")).iter_rows(named=True):
+        status = f" (HTTP {row['http_status']})" if row["http_status"] is not None else ""
+        notes.append((100 + row["count"],
+                      f"New failure **{row['error_type'] or 'error'}**{status}: "
+                      f"{plural(row['count'], 'failure')} in {', '.join(row['workflows'])} "
+                      f"since {row['first_seen']:%a %d %b %H:%M} UTC: `{row['label']}`"))
     notes.sort(key=lambda n: -n[0])
     return [text for _, text in notes]
 

@@ -78,16 +78,20 @@ def _driver_rows(report: WeeklyReport) -> list[list[str]]:
 
 
 def _failure_rows(report: WeeklyReport) -> list[list[str]]:
-    return [
-        [f"{r['failures']:,}", f"{r['runs']:,}", r["error_type"] or "",
-         f"{r['step_kind']} {r['component'] or ''}".strip(), (r["message"] or "")[:120],
-         r["workflows"] or ""]
-        for r in report.failures.iter_rows(named=True)
-    ]
+    rows = []
+    for r in report.failures.iter_rows(named=True):
+        error = r["error_type"] or "error"
+        if r["http_status"] is not None:
+            error += f" ({r['http_status']})"
+        rows.append([
+            f"{r['count']:,}", error, ", ".join([*r["tools"], *r["models"]]),
+            (r["label"] or "")[:120], ", ".join(r["workflows"]), "new" if r["is_new"] else "",
+        ])
+    return rows
 
 
 DRIVER_HEADERS = ("Workflow", "Model", "Spend", "Last week", "Change", "LLM calls")
-FAILURE_HEADERS = ("Failures", "Runs", "Error", "Where", "Message", "Workflows")
+FAILURE_HEADERS = ("Failures", "Error", "Where", "Message", "Workflows", "")
 
 
 # -- Markdown ---------------------------------------------------------------------------
@@ -124,7 +128,7 @@ def render_markdown(report: WeeklyReport) -> str:
 
 def _md_table(headers: Sequence[str], rows: list[list[str]]) -> list[str]:
     def esc(cell: str) -> str:
-        return str(cell).replace("|", "\\|").replace("\n", " ")
+        return str(cell).replace("|", "\\|").replace("<", "\\<").replace("\n", " ")
 
     out = ["| " + " | ".join(esc(h) for h in headers) + " |",
            "|" + "|".join("---" for _ in headers) + "|"]
@@ -205,9 +209,12 @@ def _coloured(text: str, assessment: str | None) -> str:
 
 
 def _bold(escaped: str) -> str:
-    """Markdown `**x**` in notes as <b>x</b> (the text is already escaped)."""
+    """Markdown `**x**` and `` `x` `` in notes as <b>x</b> and <code>x</code> (the text is
+    already escaped)."""
     pieces = escaped.split("**")
-    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(pieces))
+    text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(pieces))
+    pieces = text.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
 
 
 def render(report: WeeklyReport, fmt: str) -> str:

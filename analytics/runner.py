@@ -88,13 +88,21 @@ def _used_params(sql: str, params: dict[str, Any] | None) -> dict[str, Any] | No
     return used or None
 
 
+# Dollar amounts are sums of products of rates and token counts; rounding them to a
+# billionth of a cent drops float noise (0.0135 rather than 0.013500000000000002).
+USD_DECIMALS = 11
+
+
 def utc_aware(frame: pl.DataFrame) -> pl.DataFrame:
     """Naive timestamps in the store are UTC: say so, so callers never guess. Integer
-    sums (128-bit in DuckDB, decimals in Arrow) come back as 64-bit integers."""
+    sums (128-bit in DuckDB, decimals in Arrow) come back as 64-bit integers, and dollar
+    columns (`*_usd`) without float noise."""
     fixes = []
     for name, dtype in frame.schema.items():
         if isinstance(dtype, pl.Datetime) and dtype.time_zone is None:
             fixes.append(pl.col(name).dt.replace_time_zone("UTC"))
         elif isinstance(dtype, pl.Decimal) and dtype.scale == 0:
             fixes.append(pl.col(name).cast(pl.Int64))
+        elif dtype == pl.Float64 and name.endswith("_usd"):
+            fixes.append(pl.col(name).round(USD_DECIMALS))
     return frame.with_columns(fixes) if fixes else frame

@@ -1,97 +1,159 @@
-"""Small stores with hand-chosen steps, for tests whose expected values are worked by hand.
+"""Small stores with hand-chosen spans, for analytics tests worked out by hand.
 
-Each helper returns one row of the steps table as a dict; `make_store` writes the rows
-through `Store.append_steps`, the same door ingest uses. Trace and span names are
-readable in the tests (`"t1"`, `"llm-a"`) and hashed into the hex ids the store expects.
+Spans are real OTLP protobuf (tests/otlp_builders.py) with the attributes instrumentations
+send (OpenTelemetry GenAI keys), written to a file and loaded with
+`stepscope.ingest.pipeline.ingest_paths`, the path production data takes. Trace and
+span names stay readable in tests (`"t1"`, `"llm-a"`) and are hashed into OTLP ids.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-from steps_factory import arrow_schema
+from otlp_builders import (
+    SPAN_KIND_CLIENT,
+    SPAN_KIND_SERVER,
+    STATUS_ERROR,
+    STATUS_UNSET,
+    request_of,
+    resource_spans,
+    span,
+    to_protobuf,
+)
+from stepscope.ingest.pipeline import ingest_paths
 
-from stepscope.schema import STEP_COLUMNS
+from stepscope.config import Config
 from stepscope.store import Store
 
 T0 = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday of ISO week 2026-W47
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_files = itertools.count()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One span and the resource (service, version, environment) that sent it."""
+
+    span: Any
+    resource: tuple[tuple[str, str], ...]
 
 
 def tid(name: str) -> str:
-    return hashlib.md5(f"trace:{name}".encode()).hexdigest()
+    """The hex trace id of trace `name`, as the store holds it."""
+    return _trace_bytes(name).hex()
 
 
-def sid(trace: str, name: str) -> str:
-    return hashlib.md5(f"span:{trace}:{name}".encode()).hexdigest()[:16]
+def _trace_bytes(name: str) -> bytes:
+    return hashlib.md5(f"trace:{name}".encode()).digest()
 
 
-def _row(trace: str, name: str, *, parent: str | None, start: datetime, duration_ms: float,
-         **columns: Any) -> dict[str, Any]:
-    start_ns = (start - EPOCH) // timedelta(microseconds=1) * 1_000
-    row: dict[str, Any] = {
-        "trace_id": tid(trace),
-        "span_id": sid(trace, name),
-        "parent_span_id": sid(trace, parent) if parent else None,
-        "is_root": parent is None,
-        "start_time_ns": start_ns,
-        "end_time_ns": start_ns + round(duration_ms * 1_000_000),
-        "start_time": start.astimezone(UTC).replace(tzinfo=None),
-        "duration_ms": float(duration_ms),
-        "name": name,
-        "span_kind": "internal",
-        "status_code": "unset",
-        "service_name": "support-agent",
-        "service_version": "1.0.0",
-        "environment": "production",
-        "attributes": [],
-        "resource_attributes": [],
-        "source_file": "test",
-        "source_batch": 0,
-        "ingested_at": datetime(2026, 11, 30),
-    }
-    row.update(columns)
-    return row
+def _span_bytes(trace: str, name: str) -> bytes:
+    return hashlib.md5(f"span:{trace}:{name}".encode()).digest()[:8]
+
+
+def ns(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1) * 1_000
+
+
+def _resource(version: str, service: str, environment: str) -> tuple[tuple[str, str], ...]:
+    return (("service.name", service), ("service.version", version),
+            ("deployment.environment.name", environment))
 
 
 def root(trace: str, workflow: str, outcome: str | None = "completed", *,
-         start: datetime = T0, duration_ms: float = 10_000, **columns: Any) -> dict[str, Any]:
-    """The run itself: workflow, outcome and tenant live on this row only."""
-    return _row(trace, "root", parent=None, start=start, duration_ms=duration_ms,
-                step_kind="workflow", workflow=workflow, outcome=outcome,
-                outcome_source="attribute" if outcome else None, **columns)
+         start: datetime = T0, duration_ms: float = 10_000, tenant: str | None = None,
+         user: str | None = None, session: str | None = None, version: str = "1.0.0",
+         service: str = "support-agent", environment: str = "production",
+         error: bool = False, name: str = "root") -> Spec:
+    """The run: its workflow, outcome (`task.outcome`), tenant, user and session."""
+    attributes: dict[str, Any] = {"gen_ai.operation.name": "invoke_agent",
+                                  "gen_ai.agent.name": workflow}
+    for key, value in (("task.outcome", outcome), ("tenant.id", tenant), ("user.id", user),
+                       ("gen_ai.conversation.id", session)):
+        if value is not None:
+            attributes[key] = value
+    return Spec(span(f"invoke_agent {workflow}", trace=_trace_bytes(trace),
+                     span=_span_bytes(trace, name), kind=SPAN_KIND_SERVER, start_ns=ns(start),
+                     duration_ms=duration_ms, attributes=attributes,
+                     status=STATUS_ERROR if error else STATUS_UNSET),
+                _resource(version, service, environment))
 
 
 def llm(trace: str, name: str, model: str | None = "gpt-4o", *, provider: str | None = "openai",
         input_tokens: int | None = 1000, output_tokens: int | None = 100,
-        cached_input_tokens: int | None = None, start: datetime = T0,
-        duration_ms: float = 1000, status: str = "unset", kind: str = "llm",
-        **columns: Any) -> dict[str, Any]:
-    """A model call under the root span of `trace`."""
-    return _row(trace, name, parent="root", start=start + timedelta(milliseconds=1),
-                duration_ms=duration_ms, step_kind=kind, span_kind="client",
-                request_model=model, provider=provider, input_tokens=input_tokens,
-                output_tokens=output_tokens, cached_input_tokens=cached_input_tokens,
-                status_code=status, **columns)
+        cached_input_tokens: int | None = None, cache_write_tokens: int | None = None,
+        reasoning_tokens: int | None = None, response_model: str | None = None,
+        start: datetime = T0, duration_ms: float = 1000, error: str | None = None,
+        ttft_s: float | None = None, reported_cost_usd: float | None = None,
+        operation: str = "chat", version: str = "1.0.0", service: str = "support-agent",
+        environment: str = "production", parent: str = "root") -> Spec:
+    """A model call (chat by default; `operation="embeddings"` for an embedding)."""
+    attributes: dict[str, Any] = {"gen_ai.operation.name": operation}
+    for key, value in (
+        ("gen_ai.provider.name", provider), ("gen_ai.request.model", model),
+        ("gen_ai.response.model", response_model),
+        ("gen_ai.usage.input_tokens", input_tokens),
+        ("gen_ai.usage.output_tokens", output_tokens),
+        ("gen_ai.usage.cache_read.input_tokens", cached_input_tokens),
+        ("gen_ai.usage.cache_creation.input_tokens", cache_write_tokens),
+        ("gen_ai.usage.reasoning.output_tokens", reasoning_tokens),
+        ("gen_ai.response.time_to_first_chunk", ttft_s),
+        ("gen_ai.usage.cost", reported_cost_usd),
+        ("error.type", error),
+    ):
+        if value is not None:
+            attributes[key] = value
+    return Spec(span(f"{operation} {model}", trace=_trace_bytes(trace),
+                     span=_span_bytes(trace, name), parent=_span_bytes(trace, parent),
+                     kind=SPAN_KIND_CLIENT, start_ns=ns(start) + 1_000_000,
+                     duration_ms=duration_ms, attributes=attributes,
+                     status=STATUS_ERROR if error else STATUS_UNSET,
+                     status_message=error or ""),
+                _resource(version, service, environment))
 
 
-def tool(trace: str, name: str, tool_name: str = "lookup_order", *, status: str = "unset",
-         start: datetime = T0, duration_ms: float = 200, **columns: Any) -> dict[str, Any]:
-    return _row(trace, name, parent="root", start=start + timedelta(milliseconds=2),
-                duration_ms=duration_ms, step_kind="tool", tool_name=tool_name,
-                status_code=status, **columns)
+def tool(trace: str, name: str, tool_name: str = "lookup_order", *, error: str | None = None,
+         message: str | None = None, start: datetime = T0, duration_ms: float = 200,
+         version: str = "1.0.0", service: str = "support-agent",
+         environment: str = "production") -> Spec:
+    attributes: dict[str, Any] = {"gen_ai.operation.name": "execute_tool",
+                                  "gen_ai.tool.name": tool_name}
+    if error:
+        attributes["error.type"] = error
+    return Spec(span(f"execute_tool {tool_name}", trace=_trace_bytes(trace),
+                     span=_span_bytes(trace, name), parent=_span_bytes(trace, "root"),
+                     start_ns=ns(start) + 2_000_000, duration_ms=duration_ms,
+                     attributes=attributes, status=STATUS_ERROR if error else STATUS_UNSET,
+                     status_message=(message or error or "") if error else ""),
+                _resource(version, service, environment))
 
 
-def steps_table(rows: list[dict[str, Any]]) -> pa.Table:
-    data = {c.name: [row.get(c.name) for row in rows] for c in STEP_COLUMNS}
-    return pa.table(data, schema=arrow_schema())
+def write_request(directory: Path, specs: list[Spec]) -> Path:
+    """One OTLP/protobuf export request holding the spans, grouped by resource."""
+    groups: dict[tuple[tuple[str, str], ...], list[Any]] = {}
+    for spec in specs:
+        groups.setdefault(spec.resource, []).append(spec.span)
+    req = request_of(*(resource_spans(spans, dict(resource)) for resource, spans in groups.items()))
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"export-{next(_files):04d}.pb"
+    path.write_bytes(to_protobuf(req))
+    return path
 
 
-def make_store(path: Path, rows: list[dict[str, Any]]) -> Store:
-    store = Store.open(path, create=True)
-    store.append_steps(steps_table(rows))
+def add(store: Store, specs: list[Spec], config: Config | None = None) -> None:
+    """Ingest more spans into `store` (one file, one batch)."""
+    path = write_request(store.path.parent / f"{store.path.name}-otlp", specs)
+    report = ingest_paths(store, [path], config or Config(), workers=1)
+    assert not report.rejected, report.rejected
+
+
+def make_store(path: Path | str, specs: list[Spec], config: Config | None = None) -> Store:
+    store = Store.open(Path(path), create=True)
+    if specs:
+        add(store, specs, config)
     return store
