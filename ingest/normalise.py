@@ -6,11 +6,12 @@ of `stepscope.schema.STEP_COLUMNS`, one row per span, in the input order, with t
 privacy policy already applied. It never loops over spans in Python: the query (generated
 by `normalise_sql` from `conventions`) does the mapping column-wise, in parallel.
 
-The attribute maps are assembled from the query's key and value lists by wrapping them as
-an Arrow map without copying. DuckDB's own MAP constructor validates every entry one at a
-time (about half a microsecond each, i.e. ~1.4 s per 200,000 spans of 15 attributes);
-uniqueness is instead guaranteed up front (a batch with a repeated or null key gets a
-deduplicating filter in the query).
+Work that is cheaper on whole arrays than in SQL is done on whole arrays: key positions
+(`key_index`) before the query, and the attribute maps after it, which wrap the key and
+(redacted) value lists as an Arrow map without copying. DuckDB's own MAP constructor
+validates every entry one at a time (about half a microsecond each, ~1.4 s per 200,000
+spans of 15 attributes); here uniqueness is checked once per batch, and a batch with a
+repeated or null key has those entries filtered out.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import uuid
 from datetime import UTC, datetime
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from stepscope.ingest import privacy
+from stepscope.ingest.key_index import KeyIndex, null_entries
 from stepscope.ingest.normalise_sql import BatchShape, Builder
 from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
 
@@ -50,43 +51,75 @@ def normalise(con: duckdb.DuckDBPyConnection, raw: pa.Table, config: Config,
     """Map a raw spans batch onto the steps schema, privacy policy applied.
 
     `con` is a scratch in-memory connection; the batch is registered on it under a unique
-    name for the duration of the call and the redaction macros are (re)defined on it.
-    `ingested_at` defaults to now (UTC).
+    name for the duration of the call, and the policy's redaction macros are defined on
+    it the first time they are needed. `ingested_at` defaults to now (UTC). Raises
+    ValueError for a table that is not a raw spans table.
     """
-    missing = [f.name for f in RAW_SPAN_SCHEMA if f.name not in raw.column_names]
-    if missing:
-        raise ValueError(f"raw spans table lacks column(s) {', '.join(missing)}")
+    _check(raw)
     if raw.num_rows == 0:
         return STEP_ARROW_SCHEMA.empty_table()
     mode = config.privacy.content
-    privacy.install(con, mode)
-    shape = batch_shape(raw)
-    stamp = (ingested_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-    query = Builder(config, shape, mode).query("__raw", stamp.isoformat(sep=" "))
+    attr_keys = raw.column("attr_keys").combine_chunks()
+    attr_values = raw.column("attr_values").combine_chunks()
+    attrs, resources = KeyIndex.of(attr_keys), KeyIndex.of(raw.column("resource_keys"))
+    shape = BatchShape(attrs.present(), resources.present(),
+                       _distinct(raw.column("event_attr_keys")))
+    builder = Builder(config, shape, mode)
     name = f"stepscope_raw_{uuid.uuid4().hex}"
-    con.register(name, _rechunk(raw))
+    stamp = (ingested_at or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    query = builder.query(name, stamp.isoformat(sep=" "))
+
+    content = set(builder.content_keys())
+    if content:  # `drop`: content values never reach the query
+        attr_values = null_entries(attr_values, attrs.entry_mask(keep=content.__contains__))
+    table = raw.set_column(raw.schema.get_field_index("attr_values"), "attr_values", attr_values)
+    for slot, positions in enumerate(attrs.positions(list(builder.attr_slots))):
+        table = table.append_column(f"_p{slot}", positions)
+    for slot, positions in enumerate(resources.positions(list(builder.res_slots))):
+        table = table.append_column(f"_q{slot}", positions)
+
+    con.register(name, _rechunk(table))
     try:
-        result = con.sql(query.replace("__raw", name)).to_arrow_table()
+        try:
+            result = con.sql(query).to_arrow_table()
+        except duckdb.CatalogException as exc:
+            if "stepscope_" not in str(exc):
+                raise
+            # First batch of this policy on this connection: define its macros once.
+            privacy.install(con, mode)
+            result = con.sql(query).to_arrow_table()
     finally:
         con.unregister(name)
-    return _assemble(result, raw)
+
+    if not result.column("span_id").equals(raw.column("span_id")):
+        raise ValueError("normalised rows came back out of order (preserve_insertion_order "
+                         "must stay on for the scratch connection)")
+    attributes = _attribute_map(attrs, attr_keys, attr_values, result.column("_vr"),
+                                drop=content)
+    resource_map = _attribute_map(resources, raw.column("resource_keys").combine_chunks(),
+                                  raw.column("resource_values").combine_chunks(),
+                                  result.column("_rvr"))
+    return _assemble(result, attributes, resource_map)
 
 
 def normalise_sql(raw: pa.Table, config: Config) -> str:
     """The query `normalise` would run on this batch (for debugging and docs)."""
-    return Builder(config, batch_shape(raw), config.privacy.content).query(
-        "raw", "1970-01-01 00:00:00")
+    shape = BatchShape(KeyIndex.of(raw.column("attr_keys")).present(),
+                       KeyIndex.of(raw.column("resource_keys")).present(),
+                       _distinct(raw.column("event_attr_keys")))
+    return Builder(config, shape, config.privacy.content).query("raw", "1970-01-01 00:00:00")
 
 
-def batch_shape(raw: pa.Table) -> BatchShape:
-    """The keys present in the batch and whether any span repeats a key."""
-    return BatchShape(
-        attr_keys=_distinct(raw.column("attr_keys")),
-        resource_keys=_distinct(raw.column("resource_keys")),
-        event_keys=_distinct(raw.column("event_attr_keys")),
-        bad_attr_keys=_has_bad_keys(raw.column("attr_keys")),
-        bad_resource_keys=_has_bad_keys(raw.column("resource_keys")),
-    )
+def _check(raw: pa.Table) -> None:
+    missing = [f.name for f in RAW_SPAN_SCHEMA if f.name not in raw.column_names]
+    if missing:
+        raise ValueError(f"raw spans table lacks column(s) {', '.join(missing)}")
+    for keys, values in (("attr_keys", "attr_values"), ("resource_keys", "resource_values"),
+                         ("event_attr_keys", "event_attr_values")):
+        same = pc.equal(pc.list_value_length(raw.column(keys)),
+                        pc.list_value_length(raw.column(values)))
+        if pc.any(pc.invert(pc.fill_null(same, True))).as_py():
+            raise ValueError(f"raw spans table: {keys} and {values} differ in length")
 
 
 def _distinct(column: pa.ChunkedArray) -> frozenset[str]:
@@ -94,59 +127,37 @@ def _distinct(column: pa.ChunkedArray) -> frozenset[str]:
     return frozenset(v for v in pc.unique(flat).to_pylist() if v is not None)
 
 
-def _has_bad_keys(column: pa.ChunkedArray) -> bool:
-    """Some span lists a key twice, or a null key (either would break its map)."""
-    if column.null_count == len(column) or len(column) == 0:
-        return False
-    if pc.any(pc.is_null(pc.list_flatten(column))).as_py():
-        return True
-    lists = pl.from_arrow(column)
-    return bool((lists.list.n_unique() != lists.list.len()).any())
-
-
 def _rechunk(raw: pa.Table) -> pa.Table:
     if raw.num_rows <= SCAN_CHUNK_ROWS:
         return raw
-    return pa.Table.from_batches(raw.to_batches(max_chunksize=SCAN_CHUNK_ROWS), raw.schema)
+    return pa.Table.from_batches(raw.to_batches(max_chunksize=SCAN_CHUNK_ROWS))
 
 
-def _map_column(keys: pa.ChunkedArray, values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Wrap parallel list columns (same length per row) as one map column."""
-    keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
-    values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+def _attribute_map(index: KeyIndex, keys: pa.ListArray, values: pa.ListArray,
+                   redacted: pa.ChunkedArray, drop: set[str] | frozenset[str] = frozenset()
+                   ) -> pa.Array:
+    """The map column: redacted lists where the query returned them, the raw ones
+    elsewhere; content keys (under `drop`) and repeated or null keys left out."""
+    if redacted.null_count < len(redacted):
+        merged = pc.if_else(pc.is_null(redacted), values, redacted)
+        values = merged.combine_chunks() if isinstance(merged, pa.ChunkedArray) else merged
+    bad = index.has_bad_keys()
+    if drop or bad:
+        keep = (lambda key: key not in drop) if drop else None
+        keys, values = index.filter_lists(keys, values, index.entry_mask(keep, first_only=bad))
     offsets = keys.offsets
     if offsets[0].as_py() != 0:
         offsets = pc.subtract(offsets, offsets[0])
-    flat_keys, flat_values = pc.list_flatten(keys), pc.list_flatten(values)
-    if len(flat_keys) != len(flat_values):
-        raise AssertionError("attribute key and value lists differ in length")
-    return pa.chunked_array([pa.MapArray.from_arrays(offsets, flat_keys, flat_values)],
-                            type=pa.map_(pa.string(), pa.string()))
+    return pa.MapArray.from_arrays(offsets, pc.list_flatten(keys), pc.list_flatten(values))
 
 
-def _attribute_map(result: pa.Table, raw: pa.Table, prefix: str, raw_keys: str,
-                   raw_values: str) -> pa.ChunkedArray:
-    """The map for one attribute set: redacted lists where the query returned them, the
-    raw lists elsewhere (the query returns keys/values only when it filtered them)."""
-    if f"_{prefix}k" in result.column_names:
-        keys, base = result.column(f"_{prefix}k"), result.column(f"_{prefix}v0")
-    else:
-        keys, base = raw.column(raw_keys), raw.column(raw_values)
-        empty = pa.scalar([], type=pa.list_(pa.string()))
-        keys, base = pc.fill_null(keys, empty), pc.fill_null(base, empty)
-    redacted = result.column(f"_{prefix}vr")
-    if redacted.null_count < len(redacted):
-        base = pc.if_else(pc.is_null(redacted), base, redacted)
-    return _map_column(keys, base)
-
-
-def _assemble(result: pa.Table, raw: pa.Table) -> pa.Table:
+def _assemble(result: pa.Table, attributes: pa.Array, resources: pa.Array) -> pa.Table:
     columns = []
     for field in STEP_ARROW_SCHEMA:
         if field.name == "attributes":
-            columns.append(_attribute_map(result, raw, "", "attr_keys", "attr_values"))
+            columns.append(attributes)
         elif field.name == "resource_attributes":
-            columns.append(_attribute_map(result, raw, "r", "resource_keys", "resource_values"))
+            columns.append(resources)
         else:
             columns.append(result.column(field.name).cast(field.type))
     return pa.Table.from_arrays(columns, schema=STEP_ARROW_SCHEMA)

@@ -2,13 +2,15 @@
 
 The query is generated per batch because it only mentions the attribute keys the batch
 holds: a key no span carries becomes a constant NULL, so a batch from one instrumentation
-pays for its own handful of lookups, not for every convention in the tables.
+pays for its own handful of lookups, not for every convention in the tables. A lookup
+reads `values[position]`, the position coming from a column `_p<n>` (`_q<n>` for resource
+attributes) that `key_index` computes for the whole batch before the query runs: the
+builder records which keys it used (`attr_slots`, `res_slots`).
 
 Stages (each a projection over the previous one, so every value is computed once):
 
-1. `_k`/`_v`: the span's attribute keys and values after the privacy policy (redacted;
-   content keys dropped under `drop`; duplicate or null keys removed when the batch has
-   any). Every lookup reads these, so nothing derived can leak what was redacted.
+1. `_v`/`_rv`: the span's attribute and resource values after the privacy policy; every
+   lookup reads them, so nothing derived can leak what was redacted.
 2. Fields that need no step kind, and the step kind itself.
 3. Fields that depend on the kind: tokens and reported cost only on model calls,
    Traceloop's entity name, trace-level fields on root spans.
@@ -21,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from stepscope.ingest import conventions as cv
+from stepscope.ingest import privacy
 from stepscope.ingest.conventions import Key
 
 from stepscope.config import Config
@@ -31,6 +34,8 @@ _SPAN_KINDS = "CASE span_kind WHEN 2 THEN 'server' WHEN 3 THEN 'client' WHEN 4 T
               "WHEN 5 THEN 'consumer' ELSE 'internal' END"
 _STATUS = "CASE status_code WHEN 1 THEN 'ok' WHEN 2 THEN 'error' ELSE 'unset' END"
 _NEWLINE = "chr(10)"
+# Flattened message keys read by position up to this many per batch; beyond, by a scan.
+MAX_FLAT_LOOKUPS = 32
 
 
 def q(text: str) -> str:
@@ -47,13 +52,22 @@ def coalesce(exprs: Iterable[str | None]) -> str:
 
 @dataclass(frozen=True)
 class BatchShape:
-    """What the batch holds, as far as the generated SQL cares."""
+    """The keys the batch holds, as far as the generated SQL cares."""
 
     attr_keys: frozenset[str]
     resource_keys: frozenset[str]
     event_keys: frozenset[str]
-    bad_attr_keys: bool        # a span repeats a key or has a null key
-    bad_resource_keys: bool
+
+
+def _natural(key: str) -> tuple:
+    """Sort key putting `x.2.y` before `x.10.y`."""
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key))
+
+
+def matching(keys: Iterable[str], patterns: Sequence[str]) -> list[str]:
+    """The keys that match one of the patterns, sorted."""
+    rx = re.compile(cv.combined(tuple(patterns)))
+    return sorted(k for k in keys if rx.search(k))
 
 
 class Builder:
@@ -61,6 +75,8 @@ class Builder:
         self.config = config
         self.shape = shape
         self.mode = mode
+        self.attr_slots: dict[str, int] = {}
+        self.res_slots: dict[str, int] = {}
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -68,12 +84,14 @@ class Builder:
         """The (redacted) value of a span attribute, or None when no span has the key."""
         if name not in self.shape.attr_keys:
             return None
-        return f"_v[list_position(_k, {q(name)})]"
+        slot = self.attr_slots.setdefault(name, len(self.attr_slots))
+        return f"_v[_p{slot}]"
 
     def res(self, name: str) -> str | None:
         if name not in self.shape.resource_keys:
             return None
-        return f"_rv[list_position(_rk, {q(name)})]"
+        slot = self.res_slots.setdefault(name, len(self.res_slots))
+        return f"_rv[_q{slot}]"
 
     def key(self, k: Key) -> str | None:
         value = self.attr(k.name)
@@ -98,67 +116,46 @@ class Builder:
             None if (e := self.key(k)) is None else f"try_cast({e} AS {sql_type})" for k in ks
         )
 
-    def flat(self, patterns: Sequence[str], keys_col: str = "_k", vals_col: str = "_v",
-             present: frozenset[str] | None = None) -> str | None:
-        """Values of every key matching one of `patterns`, joined by newlines."""
-        present = self.shape.attr_keys if present is None else present
-        rx = re.compile(cv.combined(tuple(patterns)))
-        if not any(rx.search(k) for k in present):
+    def flat(self, patterns: Sequence[str]) -> str | None:
+        """Values of every attribute matching one of `patterns` (flattened messages),
+        joined by newlines in message order."""
+        keys = sorted(matching(self.shape.attr_keys, patterns), key=_natural)
+        if not keys:
             return None
+        if len(keys) <= MAX_FLAT_LOOKUPS:
+            parts = ", ".join(self.attr(k) or "NULL" for k in keys)
+            return f"nullif(concat_ws({_NEWLINE}, {parts}), '')"
+        return self.flat_scan(keys, "attr_keys", "_v")
+
+    @staticmethod
+    def flat_scan(keys: Sequence[str], keys_col: str, vals_col: str) -> str:
+        """The same by scanning each span's list (many keys, or event attributes)."""
+        wanted = ", ".join(q(k) for k in keys)
         return (f"nullif(array_to_string(list_transform(list_filter(list_zip({keys_col}, "
-                f"{vals_col}), lambda e: regexp_matches(e[1], {q(rx.pattern)})), "
-                f"lambda e: e[2]), {_NEWLINE}), '')")
+                f"{vals_col}), lambda e: e[1] IN ({wanted})), lambda e: e[2]), {_NEWLINE}), '')")
 
     # -- stage 1: the attribute lists after the privacy policy --------------------------------
 
-    def entry_filter(self) -> str | None:
-        conditions = []
-        if self.mode == "drop":
-            content = re.compile(cv.combined(cv.CONTENT_KEYS))
-            if any(content.search(k) for k in self.shape.attr_keys):
-                conditions.append(f"NOT regexp_matches(e[1], {q(content.pattern)})")
-        if self.shape.bad_attr_keys:
-            conditions.append("e[1] IS NOT NULL AND list_position(attr_keys, e[1]) = i")
-        if not conditions:
-            return None
-        return (f"list_filter(list_zip(coalesce(attr_keys, []), coalesce(attr_values, [])), "
-                f"lambda e, i: {' AND '.join(conditions)})")
-
-    @property
-    def keys_filtered(self) -> bool:
-        """Whether `_k` differs from the raw `attr_keys` (so it has to be returned)."""
-        return self.entry_filter() is not None
-
     def stage1(self, source: str) -> str:
-        """`_k`/`_v` (and `_rk`/`_rv`) are the lists every lookup reads; `_vr`/`_rvr` are
-        the same lists only where the span had something to redact, null elsewhere, so
-        unchanged lists are never copied back out of DuckDB.
+        """`_v`/`_rv` are the lists every lookup reads; `_vr`/`_rvr` are the same lists
+        only where the span had something to redact, null elsewhere, so unchanged lists
+        are never copied back out of DuckDB. (Under `drop`, content values arrive nulled.)
 
         Attribute values, resource values, the status and exception messages and the
         content events are redacted together: one scan per span, and one instance of the
         redaction expression in the query (each instance costs milliseconds to set up).
         """
-        entries = self.entry_filter()
-        if entries is None:
-            keys_sql, vals_sql, inner = "coalesce(attr_keys, [])", "coalesce(attr_values, [])", source
-        else:
-            keys_sql = "list_transform(_e, lambda e: e[1])"
-            vals_sql = "list_transform(_e, lambda e: e[2])"
-            inner = f"(SELECT *, {entries} AS _e FROM {source})"
-        if self.shape.bad_resource_keys:
-            res = ("list_filter(list_zip(coalesce(resource_keys, []), coalesce(resource_values, "
-                   "[])), lambda e, i: e[1] IS NOT NULL AND list_position(resource_keys, e[1]) = i)")
-            rk, rv = (f"list_transform({res}, lambda e: e[1])",
-                      f"list_transform({res}, lambda e: e[2])")
-        else:
-            rk, rv = "coalesce(resource_keys, [])", "coalesce(resource_values, [])"
         events = self.content_events_used()
         ev = "coalesce(event_attr_values, [])" if events else "[]"
-        lists = (f"SELECT *, {keys_sql} AS _k, {vals_sql} AS _v0, {rk} AS _rk, {rv} AS _rv0, "
-                 f"{ev} AS _ev0 FROM {inner}")
-        together = ("SELECT *, stepscope_redacted_list(list_concat(_v0, _rv0, _ev0, "
-                    "[status_message, exception_message])) AS _all, len(_v0) AS _nv, "
-                    f"len(_rv0) AS _nr, len(_ev0) AS _ne FROM ({lists})")
+        lists = ("SELECT *, coalesce(attr_values, []) AS _v0, "
+                 f"coalesce(resource_values, []) AS _rv0, {ev} AS _ev0 FROM {source}")
+        m = {name: privacy.macro(self.mode, name)
+             for name in ("join_values", "redact_joined", "split_values")}
+        concat = ("SELECT *, list_concat(_v0, _rv0, _ev0, [status_message, exception_message]) "
+                  f"AS _all0, len(_v0) AS _nv, len(_rv0) AS _nr, len(_ev0) AS _ne FROM ({lists})")
+        joined = f"SELECT *, {m['join_values']}(_all0) AS _j FROM ({concat})"
+        flagged = f"SELECT *, {m['redact_joined']}(_j) AS _rj FROM ({joined})"
+        together = f"SELECT *, {m['split_values']}(_rj, _all0) AS _all FROM ({flagged})"
         split = {
             "_vr": "list_slice(_all, 1, _nv)",
             "_rvr": "list_slice(_all, _nv + 1, _nv + _nr)",
@@ -306,9 +303,12 @@ class Builder:
         return out
 
     def event_text(self, patterns: Sequence[str]) -> str | None:
-        if not self.content_events_used():
-            return None
-        return self.flat(patterns, "event_attr_keys", "_ev", self.shape.event_keys)
+        keys = matching(self.shape.event_keys, patterns) if self.content_events_used() else []
+        return self.flat_scan(keys, "event_attr_keys", "_ev") if keys else None
+
+    def content_keys(self) -> list[str]:
+        """The batch's content-bearing keys (nulled before redaction, dropped from maps)."""
+        return matching(self.shape.attr_keys, cv.CONTENT_KEYS) if self.mode == "drop" else []
 
     def content(self, side: str) -> str:
         if self.mode == "drop":
@@ -449,8 +449,6 @@ class Builder:
             "source_batch": "source_batch",
             "ingested_at": f"TIMESTAMP {q(ingested_at)}",
             "_vr": "_vr", "_rvr": "_rvr",
-            **({"_k": "_k", "_v0": "_v0"} if self.keys_filtered else {}),
-            **({"_rk": "_rk", "_rv0": "_rv0"} if self.shape.bad_resource_keys else {}),
         }
         return cols
 

@@ -461,3 +461,13 @@ def test_content_from_span_events():
                             event("gen_ai.content.completion", T0 + 5,
                                   {"gen_ai.completion": "Hi there"})])])
     assert (row["input_content"], row["output_content"]) == ("Hello?", "Hi there")
+
+
+def test_flattened_messages_join_in_message_order_however_many():
+    few = {f"gen_ai.prompt.{i}.content": f"m{i}" for i in (10, 2, 0, 1)}
+    many = {f"llm.input_messages.{i}.message.content": f"m{i}" for i in range(40)}
+    row = one([span("chat a", trace=1, span=1, attributes={"llm.request.type": "chat", **few})])
+    assert row["input_content"] == "m0\nm1\nm2\nm10"
+    row = one([span("chat b", trace=1, span=2, attributes={
+        "openinference.span.kind": "LLM", **many})])
+    assert row["input_content"] == "\n".join(f"m{i}" for i in range(40))
