@@ -1,7 +1,7 @@
 """Spend, traces and releases: what the dashboard's cost page and trace explorer show.
 
 Like the KPIs, these read the per-run tables (stepscope.analytics.run_tables), except
-`trace_steps` and `failure_reasons`, which need the steps themselves. Each returns a
+`trace_steps` and `price_table`, which read the steps themselves. Each returns a
 polars DataFrame; timestamps are UTC-aware.
 """
 
@@ -165,18 +165,6 @@ def release_markers(con: ReadConnection, filters: Filters | None = None,
     if filters.until is not None:
         frame = frame.filter(pl.col("first_seen") < to_utc(filters.until))
     return frame
-
-
-def failure_reasons(con: ReadConnection, filters: Filters | None = None, limit: int = 10,
-                    config: Config | None = None) -> pl.DataFrame:
-    """Failed steps by error type and message (and the tool or model that failed):
-    error_type, message, step_kind, component, failures, runs, workflows, first_seen,
-    last_seen; most frequent first."""
-    filters = filters or Filters()
-    run_tables.prepare(con, config or Config())
-    where, params = filters.where_sql("r")
-    params["limit"] = int(limit)
-    return runner.run(con, "failure_reasons", params, where=where)
 
 
 def price_table(con: ReadConnection, config: Config | None = None) -> pl.DataFrame:

@@ -149,9 +149,12 @@ def step_kpis(con: ReadConnection, filters: Filters | None = None,
     select = "".join(f'{exprs[k]} AS "{k}", ' for k in keys)
     group_by = "GROUP BY " + ", ".join(exprs[k] for k in keys)
     where, params = filters.where_sql("r")
+    needs_runs = where != "TRUE" or any(exprs[k].startswith("r.") for k in keys)
     frame = runner.run(
         con, "step_kpis", params,
         group_select=select, step_filter=step_filter, where=where, group_by=group_by,
+        steps="{{priced_steps}}" if "model" in keys else "{{unpriced_steps}}",
+        run_join="JOIN run_facts r ON r.trace_id = ps.trace_id" if needs_runs else "",
         order_by="ORDER BY calls DESC, " + ", ".join(f'"{k}" NULLS LAST' for k in keys),
     )
     return _finish(frame, keys, STEP_KPI_KEYS)

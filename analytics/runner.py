@@ -38,12 +38,15 @@ def load_sql(name: str) -> str:
 
 
 def render_sql(name: str, **parts: str) -> str:
-    """Query `name` with its `{{part}}`s filled from `parts` or from other query files."""
+    """Query `name` with its `{{part}}`s filled from `parts` or from other query files.
+
+    A part given may itself name query files (`steps="{{priced_steps}}"`).
+    """
 
     def fill(match: re.Match[str]) -> str:
         part = match.group(1)
         if part in parts:
-            return parts[part]
+            return _PART.sub(fill, parts[part])
         return "(" + render_sql(part, **parts) + ")"
 
     return _PART.sub(fill, load_sql(name))

@@ -22,6 +22,7 @@ few runs still running. The figures reported:
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -169,65 +170,112 @@ def _split_top_level(text: str) -> list[str]:
     return parts
 
 
+def _layout(n_steps: int) -> dict[str, int]:
+    n_runs = n_steps // STEPS_PER_RUN
+    days = n_steps / STEPS_PER_DAY
+    start_ns = int(START.timestamp()) * 1_000_000_000
+    return {"n_runs": n_runs, "start_ns": start_ns,
+            "spacing_ns": int(days * 86_400 * 1e9 / n_runs),
+            "mid_ns": start_ns + int(days * 86_400 * 1e9 / 2)}
+
+
+def runs_table(con: duckdb.DuckDBPyConnection, n_steps: int, lo: int, hi: int):
+    """Steps of runs lo..hi of a store laid out for `n_steps` (runs past the end continue
+    the timeline, like new traffic)."""
+    layout = _layout(n_steps)
+    sql = _RUNS.format(start_ns=layout["start_ns"], spacing_ns=layout["spacing_ns"], lo=lo,
+                       hi=hi, mid_ns=layout["mid_ns"], columns=_select_list())
+    return con.sql(sql).to_arrow_table()
+
+
 def build_store(path: Path, n_steps: int) -> Store:
     """A store of about `n_steps` steps over ~n_steps / 330k days, written in chunks."""
     if path.exists():
         shutil.rmtree(path)
     store = Store.open(path, create=True)
-    n_runs = n_steps // STEPS_PER_RUN
-    days = n_steps / STEPS_PER_DAY
-    start_ns = int(START.timestamp()) * 1_000_000_000
-    spacing_ns = int(days * 86_400 * 1e9 / n_runs)
-    mid_ns = start_ns + int(days * 86_400 * 1e9 / 2)
+    n_runs = _layout(n_steps)["n_runs"]
     con = duckdb.connect()
-    columns = _select_list()
     for lo in range(0, n_runs, CHUNK_RUNS):
-        hi = min(lo + CHUNK_RUNS, n_runs)
-        sql = _RUNS.format(start_ns=start_ns, spacing_ns=spacing_ns, lo=lo, hi=hi,
-                           mid_ns=mid_ns, columns=columns)
-        store.append_steps(con.sql(sql).to_arrow_table(), compact=False)
+        store.append_steps(runs_table(con, n_steps, lo, min(lo + CHUNK_RUNS, n_runs)),
+                           compact=False)
     con.close()
     return store
 
 
-def _time(fn, repeat: int = 5) -> tuple[float, float]:
-    """(first call, median of the following calls) in seconds."""
+def _time(fn, repeat: int = 5) -> tuple[float, float, float]:
+    """(first call, median of the next `repeat` calls, CPU seconds of a warm call).
+
+    CPU time sums DuckDB's threads, so on a shared machine it shows the work done even
+    when other processes stretch the wall-clock figures.
+    """
     t = time.perf_counter()
     fn()
     first = time.perf_counter() - t
-    times = []
+    walls, cpus = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return first, statistics.median(times)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return first, statistics.median(walls), statistics.median(cpus)
 
 
-def bench(path: Path, n_steps: int, rebuild: bool) -> dict[str, float]:
-    figures: dict[str, float] = {}
+QUERIES = {
+    "kpis --by workflow": lambda con, config: kpis(con, Filters(), ("workflow",), config),
+    "series --by workflow,day": lambda con, config: kpi_series(
+        con, Filters(), "day", ("workflow",), config),
+    "kpis --by workflow,week": lambda con, config: kpis(
+        con, Filters(), ("workflow", "week"), config),
+    "kpis --workflow X --by day": lambda con, config: kpis(
+        con, Filters(workflows=("refund_request",)), ("day",), config),
+    "kpis --by model": lambda con, config: kpis(con, Filters(), ("model",), config),
+    "kpis --steps --by tool": lambda con, config: step_kpis(con, Filters(), ("tool",), config),
+    "kpis --steps --by model": lambda con, config: step_kpis(con, Filters(), ("model",), config),
+}
+LIVE_BATCH_RUNS = 1_250     # about 10,000 steps, one ingest batch of a busy service
+
+
+def bench(path: Path, n_steps: int, rebuild: bool) -> dict[str, tuple[float, float]]:
+    """{figure: (wall seconds, CPU seconds)} for a store of `n_steps`."""
+    figures: dict[str, tuple[float, float]] = {}
     if rebuild or not (path / "manifest.json").exists():
         t = time.perf_counter()
         build_store(path, n_steps)
-        figures["build_s"] = time.perf_counter() - t
-    store = Store.open(path)
-    figures["steps"] = store.row_count()
+        figures["build the store (not a query)"] = (time.perf_counter() - t, float("nan"))
     config = Config()
-    with store.connect() as con:
-        cold, warm = _time(lambda: kpis(con, Filters(), ("workflow",), config))
-        figures["kpis_workflow_cold_s"] = cold
-        figures["kpis_workflow_warm_s"] = warm
-        _, warm = _time(lambda: kpis(con, Filters(), ("workflow", "day"), config))
-        figures["kpis_workflow_day_warm_s"] = warm
-        _, warm = _time(lambda: kpi_series(con, Filters(), "day", ("workflow",), config))
-        figures["series_workflow_day_warm_s"] = warm
-        _, warm = _time(lambda: kpis(con, Filters(), ("model",), config))
-        figures["kpis_model_warm_s"] = warm
-        _, warm = _time(lambda: kpis(
-            con, Filters(workflows=("refund_request",)), ("day",), config))
-        figures["kpis_one_workflow_by_day_warm_s"] = warm
-        _, warm = _time(lambda: step_kpis(con, Filters(), ("model",), config), repeat=2)
-        figures["step_kpis_model_warm_s"] = warm
+    with Store.open(path).connect() as con:
+        t, c = time.perf_counter(), time.process_time()
+        kpis(con, Filters(), ("workflow",), config)
+        figures["cold: first kpis call (prices, run tables)"] = (
+            time.perf_counter() - t, time.process_time() - c)
+        for name, query in QUERIES.items():
+            repeat = 2 if "--steps" in name else 5
+            _, wall, cpu = _time(lambda q=query: q(con, config), repeat)
+            figures[f"warm: {name}"] = (wall, cpu)
+    figures["live: next kpis call after a 10k-step batch"] = _live_update(path, n_steps, config)
     return figures
+
+
+def _live_update(path: Path, n_steps: int, config: Config) -> tuple[float, float]:
+    """Append one batch to a hard-linked copy of the store (segments are immutable, the
+    manifest is replaced, so the original is untouched) and time the update."""
+    copy = path.with_name(path.name + "-live")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(path, copy, copy_function=os.link)
+    try:
+        store = Store.open(copy)
+        with store.connect() as con:
+            kpis(con, Filters(), ("workflow",), config)
+            n_runs = _layout(n_steps)["n_runs"]
+            gen = duckdb.connect()
+            store.append_steps(runs_table(gen, n_steps, n_runs, n_runs + LIVE_BATCH_RUNS),
+                               compact=False)
+            gen.close()
+            t, c = time.perf_counter(), time.process_time()
+            kpis(con, Filters(), ("workflow",), config)
+            return time.perf_counter() - t, time.process_time() - c
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,18 +286,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="regenerate existing stores")
     args = parser.parse_args(argv)
     sizes = args.steps or [1_000_000, 10_000_000]
-    results = {}
-    for n in sizes:
-        results[n] = bench(Path(args.dir) / f"steps-{n}", n, args.rebuild)
-        print(f"{n:>11,} steps: " + ", ".join(
-            f"{k}={v:,.3f}" if k != "steps" else f"{k}={int(v):,}"
-            for k, v in results[n].items()), flush=True)
+    load = os.getloadavg()[0]
+    results = {n: bench(Path(args.dir) / f"steps-{n}", n, args.rebuild) for n in sizes}
+    names = list(dict.fromkeys(k for r in results.values() for k in r))
+    header = ["figure", *(f"{n / 1e6:g}M wall s (cpu s)" for n in sizes)]
     if len(sizes) > 1:
-        small, large = sizes[0], sizes[-1]
-        for key in results[large]:
-            if key.endswith("_s") and key in results[small] and results[small][key] > 0:
-                print(f"{key}: x{results[large][key] / results[small][key]:.1f} "
-                      f"for x{large / small:.0f} steps")
+        header.append(f"x for x{sizes[-1] / sizes[0]:g} steps")
+    rows = []
+    for name in names:
+        cells = [name]
+        for n in sizes:
+            wall, cpu = results[n].get(name, (float("nan"), float("nan")))
+            cells.append(f"{wall:.3f}" + ("" if cpu != cpu else f" ({cpu:.2f})"))
+        if len(sizes) > 1 and name in results[sizes[0]] and name in results[sizes[-1]]:
+            cells.append(f"{results[sizes[-1]][name][0] / results[sizes[0]][name][0]:.1f}")
+        rows.append(cells)
+    print(f"load average at start: {load:.1f} on {os.cpu_count()} cores")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
     return 0
 
 

@@ -1,7 +1,9 @@
 -- Step-level figures per model (chat and embedding calls apart) or per tool, over the
 -- steps of the selected runs: calls, error rate, latency and time to first token of
 -- streamed calls (percentiles by linear interpolation), tokens and cost, with the
--- cost the spans reported themselves beside ours where they did.
+-- cost the spans reported themselves beside ours where they did. `steps` is
+-- priced_steps.sql, or unpriced_steps.sql for tool steps; the runs are joined only when
+-- a filter or group key needs them.
 SELECT
     {{group_select}}
     count(*) AS calls,
@@ -25,8 +27,8 @@ SELECT
         - sum(CASE WHEN ps.reported_cost_usd IS NOT NULL THEN ps.cost_usd END)
         AS reported_minus_ours_usd,
     string_agg(DISTINCT ps.price_source, '; ' ORDER BY ps.price_source) AS price_sources
-FROM {{priced_steps}} ps
-JOIN run_facts r ON r.trace_id = ps.trace_id
+FROM {{steps}} ps
+{{run_join}}
 WHERE {{step_filter}} AND {{where}}
 {{group_by}}
 {{order_by}}
