@@ -240,7 +240,8 @@ class AlertRunner:
             if not wait:
                 return
             self._delivery.join()
-        dispatcher = notify.Dispatcher(self.state, self.ruleset.channels, stdout=self.stdout)
+        dispatcher = notify.Dispatcher(self.state, self.ruleset.channels, stdout=self.stdout,
+                                       clock=self.clock)
         self._delivery = threading.Thread(target=self._dispatch, args=(dispatcher,),
                                           name="stepscope-alert-delivery", daemon=True)
         self._delivery.start()

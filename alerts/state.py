@@ -196,14 +196,19 @@ def step(previous: Alert | None, obs: Observation, rule: RuleInfo, at: datetime)
     """The next state of one alert after one observation (None: no alert, nothing to keep).
 
     Prometheus semantics: a condition that holds makes the alert pending; once it has held
-    on every evaluation for `for`, the alert fires (at once when `for` is 0). A firing
-    alert whose condition no longer holds is resolved — after `keep_firing_for` without
+    on every evaluation for `for` (an unknown clears a pending alert), it fires (at once
+    when `for` is 0). A firing alert whose condition no longer holds is resolved — after
+    `keep_firing_for` without
     the condition holding, which keeps a metric hovering at its threshold from flapping;
     a pending one simply goes away.
     """
     if obs.holds is None:
+        # Not enough data: a firing alert stays firing (a quiet night resolves nothing),
+        # but a pending one must see its condition hold throughout `for`, so it goes away.
         if previous is None:
             return None
+        if previous.state == PENDING:
+            return replace(previous, state=INACTIVE, since=at, evaluated_at=at)
         return replace(previous, evaluated_at=at)
     if obs.holds:
         if previous is None or previous.state == RESOLVED:

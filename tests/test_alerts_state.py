@@ -56,6 +56,7 @@ def test_pending_then_firing_after_for_then_resolved():
 def test_pending_that_clears_goes_away_and_for_zero_fires_at_once():
     a = step(None, obs(True), INFO, T0)
     assert step(a, obs(False), INFO, T0 + H).state == "inactive"
+    assert step(a, obs(None), INFO, T0 + H).state == "inactive"
     assert step(None, obs(False), INFO, T0) is None
     assert step(None, obs(None), INFO, T0) is None
     now = RuleInfo("r", "m", "info", timedelta(0))

@@ -209,14 +209,16 @@ def alerts_replay(rules_path: str | None, db: str, config_path: str | None, sinc
 @_state_option
 @click.option("--every", default="60s", show_default=True, help="Time between evaluation rounds.")
 @click.option("--once", is_flag=True, help="Make one round, deliver its notifications, exit.")
+@now_option
 def alerts_run(rules_path: str | None, db: str, config_path: str | None, state_path: str | None,
-               every: str, once: bool) -> None:
+               every: str, once: bool, now_text: str | None) -> None:
     """Evaluate continuously and send notifications; SIGTERM or Ctrl-C stops cleanly.
 
     State (pending/firing/resolved, history, the notification outbox, silences) is kept
     in DB/alerts.sqlite. A firing alert notifies once, then every `remind_every`, and
     once on resolve; undelivered notifications are retried on later rounds. The rules
-    file is read again when it changes.
+    file is read again when it changes. With --now, rounds run as if the clock had been
+    set to that instant when the command started (to try rules on recorded data).
     """
     from stepscope.alerts.engine import AlertRunner
     from stepscope.alerts.evaluate import Evaluator
@@ -238,8 +240,9 @@ def alerts_run(rules_path: str | None, db: str, config_path: str | None, state_p
         click.echo(f"{result.at.isoformat(timespec='seconds')}: {firing} firing; {changes}",
                    err=True)
 
+    offset = (resolve_now(now_text) - utc_now()) if now_text else timedelta(0)
     runner = AlertRunner(store, rules_path or default_rules_path(), config, state=state,
-                         every=interval, on_round=report)
+                         every=interval, on_round=report, clock=lambda: utc_now() + offset)
     if once:
         with Evaluator(store, config) as evaluator:
             _guard_state(lambda: runner.run_once(evaluator))
