@@ -198,9 +198,8 @@ def step(previous: Alert | None, obs: Observation, rule: RuleInfo, at: datetime)
     Prometheus semantics: a condition that holds makes the alert pending; once it has held
     on every evaluation for `for` (an unknown clears a pending alert), it fires (at once
     when `for` is 0). A firing alert whose condition no longer holds is resolved — after
-    `keep_firing_for` without
-    the condition holding, which keeps a metric hovering at its threshold from flapping;
-    a pending one simply goes away.
+    `keep_firing_for` without the condition holding, which keeps a metric hovering at its
+    threshold from flapping; a pending one simply goes away.
     """
     if obs.holds is None:
         # Not enough data: a firing alert stays firing (a quiet night resolves nothing),
