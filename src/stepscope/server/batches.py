@@ -8,6 +8,7 @@ appends its own batches and only counts travel back, never the data itself.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,12 @@ def init_process(db: str, config: Config, source: str) -> None:
     """Worker-process initializer: one store handle and one single-threaded scratch DB."""
     global _process_state
     _process_state = (Store(db), duckdb.connect(config={"threads": 1}), config, source)
+
+
+def ready() -> int:
+    """A no-op task: submitting one per worker starts and initialises every process."""
+    assert _process_state is not None, "worker process not initialised"
+    return os.getpid()
 
 
 def publish_in_process(files: list[str], first_batch: int) -> BatchResult:

@@ -100,8 +100,14 @@ class SpoolWorker:
         self._pause = 0.0
 
     def start(self) -> None:
+        """Start the worker processes (waiting until they are ready) and the coordinator.
+
+        Waiting here keeps the first batch from paying for process start-up, so spans
+        are visible within seconds from the first request on.
+        """
         if self._workers > 1:
             self._pool = self._new_pool()
+            cf.wait([self._pool.submit(batches.ready) for _ in range(self._workers)])
         self._thread.start()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
