@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from stepscope.dashboard import components, data
+from stepscope.dashboard import components, data, warm
 from stepscope.dashboard.context import PageContext, resolve_now, set_page_context
 from stepscope.dashboard.filters import GlobalFilters, sidebar_filters
 from stepscope.dashboard.settings import settings_from_env
@@ -67,6 +67,7 @@ def main() -> None:
         )
     set_page_context(PageContext(settings, state, source, filters, now, window))
     navigation.run()
+    warm.warm_in_background(settings, state, source, now)
 
 
 def _filter_options(source: data.Source, now) -> dict[str, list[str]]:

@@ -74,9 +74,9 @@ def add_release_markers(fig: go.Figure, markers: pl.DataFrame | None, *, time_co
     for row in markers.select(time_col, label_col).iter_rows():
         when, label = row
         fig.add_vline(x=when, line={"dash": "dot", "color": "#7c3aed", "width": 1})
-        fig.add_annotation(x=when, y=1.0, yref="paper", text=str(label), showarrow=False,
-                           yanchor="bottom", font={"size": 10, "color": "#7c3aed"},
-                           bgcolor="rgba(255,255,255,0.8)")
+        fig.add_annotation(x=when, y=0.98, yref="paper", text=str(label), showarrow=False,
+                           xanchor="left", yanchor="top", xshift=3,
+                           font={"size": 10, "color": "#7c3aed"}, bgcolor="rgba(255,255,255,0.85)")
     return fig
 
 
@@ -202,21 +202,26 @@ def waterfall(steps: pl.DataFrame, *, height_per_step: int = 26) -> go.Figure:
     return fig
 
 
-def distribution_pair(baseline: Sequence[float], current: Sequence[float], *, title: str,
-                      unit: str = "", log_x: bool = False, height: int = 260) -> go.Figure:
-    """Baseline and current samples side by side, as two histograms on a shared x axis."""
+def distribution_pair(bins: pl.DataFrame, *, title: str, unit: str = "", height: int = 280
+                      ) -> go.Figure:
+    """Baseline and current histograms side by side on the same bins and axes.
+
+    Expects `side` (baseline, current), `bin_start`, `bin_end`, `count` and `share`.
+    """
     fig = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True,
                         subplot_titles=("Baseline", "Current"), horizontal_spacing=0.04)
-    for col, (values, colour) in enumerate(((baseline, BASELINE_COLOR), (current, CURRENT_COLOR)), 1):
-        fig.add_trace(go.Histogram(
-            x=list(values), histnorm="probability", marker_color=colour, nbinsx=40,
-            name="Baseline" if col == 1 else "Current",
-            hovertemplate="%{x}: %{y:.1%}<extra></extra>",
+    for col, (side, colour) in enumerate((("baseline", BASELINE_COLOR), ("current", CURRENT_COLOR)), 1):
+        part = bins.filter(pl.col("side") == side).sort("bin_start")
+        centres = ((part["bin_start"] + part["bin_end"]) / 2).to_list()
+        fig.add_trace(go.Bar(
+            x=centres, y=part["share"].to_list(), width=(part["bin_end"] - part["bin_start"]).to_list(),
+            marker_color=colour, name=side.capitalize(), customdata=part["count"].to_list(),
+            hovertemplate="%{x:,.4g}: %{y:.1%} (%{customdata:,} values)<extra></extra>",
         ), row=1, col=col)
     base_layout(fig, title=title, height=height, legend=False)
+    fig.update_layout(hovermode="closest", bargap=0.02)
     fig.update_yaxes(tickformat=".0%")
-    fig.update_xaxes(title_text=unit or None, type="log" if log_x else None)
-    fig.update_layout(hovermode="closest")
+    fig.update_xaxes(title_text=unit or None)
     return fig
 
 

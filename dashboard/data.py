@@ -22,6 +22,7 @@ import polars as pl
 import streamlit as st
 
 from stepscope.analytics.clusters import failure_clusters
+from stepscope.analytics.dashboard_queries import drift_distribution
 from stepscope.analytics.drift import drift_findings
 from stepscope.analytics.explore import (
     cost_breakdown,
@@ -115,6 +116,7 @@ _FUNCTIONS: dict[str, tuple[Callable[..., pl.DataFrame], bool]] = {
     "top_cost_traces": (top_cost_traces, True),
     "trace_steps": (trace_steps, True),
     "release_markers": (release_markers, True),
+    "drift_distribution": (drift_distribution, True),
 }
 
 

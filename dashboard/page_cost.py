@@ -28,11 +28,51 @@ def download(frame: pl.DataFrame, name: str, key: str) -> None:
 
 
 def spend_by(ctx, split: str) -> pl.DataFrame:
-    """Spend per time bucket and `split` value: bucket_start, <split>, cost_usd, tokens."""
-    bucket = periods.bucket_for(ctx.window)
-    frame = data.call(ctx.source, "cost_breakdown", ctx.analytics_filters, by=split, bucket=bucket)
-    return frame.select("bucket_start", split, "cost_usd", "llm_calls", "unpriced_calls",
-                        "input_tokens", "cached_input_tokens", "output_tokens").sort("bucket_start")
+    """Spend per time bucket and `split` value, with calls, tokens and price sources."""
+    return data.call(ctx.source, "cost_breakdown", ctx.analytics_filters, by=split,
+                     bucket=periods.bucket_for(ctx.window))
+
+
+def model_totals(by_model: pl.DataFrame) -> pl.DataFrame:
+    """Per-model totals over the range, from the per-bucket breakdown (one query, not two)."""
+    if by_model.is_empty():
+        return by_model.drop("bucket_start")
+    sums = ["llm_calls", "embedding_calls", "input_tokens", "cached_input_tokens",
+            "cache_write_tokens", "output_tokens", "unpriced_calls"]
+    return by_model.group_by("model").agg(
+        *(pl.col(c).sum() for c in sums),
+        # null when no call of the model could be priced: unknown, never $0
+        pl.when(pl.col("cost_usd").is_not_null().any()).then(pl.col("cost_usd").sum())
+        .alias("cost_usd"),
+        pl.when(pl.col("reported_cost_usd").is_not_null().any())
+        .then(pl.col("reported_cost_usd").sum()).alias("reported_cost_usd"),
+        pl.when(pl.col("reported_minus_ours_usd").is_not_null().any())
+        .then(pl.col("reported_minus_ours_usd").sum()).alias("reported_minus_ours_usd"),
+        pl.col("price_sources").drop_nulls().str.split("; ").list.explode().unique().sort()
+        .str.join("; ").alias("price_sources"),
+    ).with_columns(pl.when(pl.col("price_sources") == "").then(None)
+                   .otherwise(pl.col("price_sources")).alias("price_sources"))
+
+
+def load(ctx, split: str = "model") -> dict[str, pl.DataFrame]:
+    """Every frame the page shows for the selected filters and spend split."""
+    filters = ctx.analytics_filters
+    by_model = spend_by(ctx, "model")
+    month_start, month_end = month_window(ctx.now - timedelta(microseconds=1))
+    month = Filters(since=month_start, until=min(ctx.now, month_end))
+    return {
+        "total": data.call(ctx.source, "kpis", filters, by=()),
+        "previous": data.call(ctx.source, "kpis", ctx.shifted(-ctx.window.duration), by=()),
+        "models": model_totals(by_model),
+        "spend": by_model if split == "model" else spend_by(ctx, split),
+        "series": data.call(ctx.source, "kpi_series", filters, bucket=periods.bucket_for(ctx.window),
+                            by=("workflow",)),
+        "by_workflow": data.call(ctx.source, "kpis", filters, by=("workflow",)),
+        "markers": data.release_marker_lines(ctx.source, filters),
+        "top": data.call(ctx.source, "top_cost_traces", filters, limit=10),
+        "month_daily": data.call(ctx.source, "kpi_series", month, bucket="day", by=()),
+        "month_by_workflow": data.call(ctx.source, "kpis", month, by=("workflow",)),
+    }
 
 
 def month_window(now: datetime) -> tuple[datetime, datetime]:
@@ -50,13 +90,12 @@ def projection(spent: float, month_start: datetime, month_end: datetime, now: da
     return spent * total / elapsed
 
 
-def _budget_section(ctx) -> None:
+def _budget_section(ctx, frames: dict[str, pl.DataFrame]) -> None:
     st.subheader("Budget")
     budgets = ctx.config.budgets
     month_start, month_end = month_window(ctx.now - timedelta(microseconds=1))
     until = min(ctx.now, month_end)
-    month = Filters(since=month_start, until=until)
-    daily = data.call(ctx.source, "kpi_series", month, bucket="day", by=())
+    daily = frames["month_daily"]
     spent = float(daily["cost_usd"].fill_null(0).sum()) if not daily.is_empty() else 0.0
     projected = projection(spent, month_start, month_end, until)
     left, right = st.columns([3, 2])
@@ -87,14 +126,13 @@ def _budget_section(ctx) -> None:
         else:
             st.info("No monthly budget is set. Add `[budgets] monthly_usd = ...` to "
                     "stepscope.toml to track spend against it.", icon=":material/info:")
-        _workflow_budgets(ctx, month, month_start, month_end, until)
+        _workflow_budgets(ctx, frames["month_by_workflow"], month_start, month_end, until)
 
 
-def _workflow_budgets(ctx, month: Filters, month_start, month_end, until) -> None:
+def _workflow_budgets(ctx, spent: pl.DataFrame, month_start, month_end, until) -> None:
     budgets = {name: b.monthly_usd for name, b in ctx.config.budgets.workflows.items() if b.monthly_usd}
     if not budgets:
         return
-    spent = data.call(ctx.source, "kpis", month, by=("workflow",))
     by_name = {row["workflow"]: row["cost_usd"] or 0.0 for row in spent.to_dicts()}
     rows = []
     for name, budget in sorted(budgets.items()):
@@ -160,13 +198,13 @@ def main() -> None:
     ctx = page_context()
     components.page_header("Cost", "Spend, unit cost and budget", ctx.filters,
                            periods.window_label(ctx))
-    filters = ctx.analytics_filters
-    total = data.call(ctx.source, "kpis", filters, by=())
+    split_label = st.session_state.get("cost_split") or "Model"
+    frames = load(ctx, SPLITS[split_label])
+    total, models = frames["total"], frames["models"]
     if total.is_empty() or not total["runs"][0]:
         components.empty_state("No runs in this range",
                                "Nothing matches the selected time range and filters.")
         return
-    models = data.call(ctx.source, "cost_breakdown", filters, by="model", bucket=None)
     now_row = total.row(0, named=True)
     if models.is_empty():
         components.empty_state(
@@ -178,7 +216,7 @@ def main() -> None:
         )
         return
     _unpriced_callout(models)
-    previous = data.call(ctx.source, "kpis", ctx.shifted(-ctx.window.duration), by=())
+    previous = frames["previous"]
     before = previous.row(0, named=True) if not previous.is_empty() else {}
     cards = st.columns(4)
     for column, (key, label) in zip(cards, (
@@ -194,9 +232,9 @@ def main() -> None:
         )
 
     st.subheader("Spend over time")
-    split_label = st.segmented_control("Split by", list(SPLITS), default="Model", key="cost_split")
-    split = SPLITS[split_label or "Model"]
-    spend = spend_by(ctx, split)
+    st.segmented_control("Split by", list(SPLITS), default="Model", key="cost_split")
+    split = SPLITS[split_label]
+    spend = frames["spend"]
     if spend.is_empty() or spend["cost_usd"].fill_null(0).sum() == 0:
         components.empty_state("Nothing priced in this range",
                                "The model calls here have no price; see the unpriced models above.")
@@ -210,16 +248,13 @@ def main() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Cost per completed task")
-        series = data.call(ctx.source, "kpi_series", filters, bucket=periods.bucket_for(ctx.window),
-                           by=("workflow",))
         components.plot(charts.line_chart(
-            series, x="bucket_start", y="cost_per_completed_task_usd", color="workflow",
-            y_format="$,.4f", markers=data.release_marker_lines(ctx.source, filters), height=340,
+            frames["series"], x="bucket_start", y="cost_per_completed_task_usd", color="workflow",
+            y_format="$,.4f", markers=frames["markers"], height=340,
         ), key="cost_per_task_chart")
     with right:
         st.subheader("Token mix")
-        by_workflow = data.call(ctx.source, "kpis", filters, by=("workflow",))
-        mix = by_workflow.select(
+        mix = frames["by_workflow"].select(
             pl.col("workflow").fill_null("(none)"),
             (pl.col("input_tokens") - pl.col("cached_input_tokens")).alias("uncached_input_tokens"),
             "cached_input_tokens", "output_tokens",
@@ -233,13 +268,12 @@ def main() -> None:
             st.caption(f"{fmt_tokens(mix['total_tokens'].sum())} tokens; {cached:.1%} were "
                        "input read from the provider's cache.")
 
-    _top_traces(ctx)
+    _top_traces(ctx, frames["top"])
     _models_section(ctx, models)
-    _budget_section(ctx)
+    _budget_section(ctx, frames)
 
 
-def _top_traces(ctx) -> None:
-    top = data.call(ctx.source, "top_cost_traces", ctx.analytics_filters, limit=10)
+def _top_traces(ctx, top: pl.DataFrame) -> None:
     st.subheader("Most expensive runs")
     if top.is_empty():
         components.empty_state("No priced runs", "No run in this selection has a priced model call.")

@@ -12,6 +12,7 @@ import html
 import polars as pl
 import streamlit as st
 
+from stepscope.analytics.dashboard_queries import DISTRIBUTION_METRICS
 from stepscope.analytics.drift import METRIC_BY_NAME, Side, parse_side, resolve_sides
 from stepscope.dashboard import charts, components, data, periods
 from stepscope.dashboard.components import fmt_time, link, traces_url, window_range
@@ -52,7 +53,7 @@ def format_value(value: float | None, unit: str) -> str:
     return f"{value:,.1f}"
 
 
-def choose_sides(ctx, versions: list[str]) -> tuple[Side, Side] | None:
+def choose_sides(ctx) -> tuple[Side, Side] | None:
     """The comparison the controls (or the URL) select."""
     params = st.query_params
     if "baseline" in params and "current" in params and "drift_mode" not in st.session_state:
@@ -66,6 +67,8 @@ def choose_sides(ctx, versions: list[str]) -> tuple[Side, Side] | None:
         return resolve_sides(None, None, ctx.now)
     if mode == "range":
         return resolve_sides(None, Side(window=ctx.window), ctx.now)
+    versions = data.dimension_values(ctx.source, ctx.analytics_filters.with_window(None, None)
+                                     ).get("service_versions", [])
     if len(versions) < 2:
         st.info("Comparing versions needs at least two service versions in the store.")
         return None
@@ -82,8 +85,12 @@ def side_text(side: Side) -> str:
     return window_range(side.window.start, side.window.end)
 
 
-def _evidence(row: dict, key: str) -> None:
-    """Baseline and current side by side: shares of a mix, rates, or distribution summaries."""
+UNIT_AXIS = {"ms": "milliseconds", "usd": "USD", "tokens": "tokens", "": ""}
+
+
+def _evidence(ctx, row: dict, sides: tuple[Side, Side], key: str) -> None:
+    """Baseline and current side by side: histograms of a continuous metric, shares of a
+    mix, or the two rates."""
     title, unit = METRIC_TITLES.get(row["metric"], (row["metric"], ""))
     base, current = row["baseline"], row["current"]
     if unit == "mix":
@@ -97,11 +104,20 @@ def _evidence(row: dict, key: str) -> None:
         fig = charts.category_pair([title], [base["rate"] or 0.0], [current["rate"] or 0.0],
                                    title=f"{title} (n = {base['n']:,} vs {current['n']:,})")
     else:
-        stats = ["median", "mean", "p95"]
-        fig = charts.category_pair(
-            stats, [base[s] for s in stats], [current[s] for s in stats], percent=False,
-            title=f"{title}: distribution (n = {base['n']:,} vs {current['n']:,})",
-        )
+        bins = pl.DataFrame()
+        if row["metric"] in DISTRIBUTION_METRICS and row["workflow"]:
+            bins = data.call(ctx.source, "drift_distribution", row["metric"], *sides,
+                             workflow=row["workflow"], model=row["model"],
+                             filters=ctx.analytics_filters.with_window(None, None))
+        if bins.is_empty():
+            stats = ["median", "mean", "p95"]
+            fig = charts.category_pair(
+                stats, [base[s] for s in stats], [current[s] for s in stats], percent=False,
+                title=f"{title} (n = {base['n']:,} vs {current['n']:,})")
+        else:
+            fig = charts.distribution_pair(
+                bins, unit=UNIT_AXIS.get(unit, ""),
+                title=f"{title}: distribution (n = {base['n']:,} vs {current['n']:,})")
     components.plot(fig, key=key)
 
 
@@ -122,7 +138,8 @@ def _headline(row: dict) -> str:
             f"(×{row['effect_size']:.2f})")
 
 
-def _finding(ctx, row: dict, index: int, current: Side) -> None:
+def _finding(ctx, row: dict, index: int, sides: tuple[Side, Side]) -> None:
+    current = sides[1]
     title, _ = METRIC_TITLES.get(row["metric"], (row["metric"], ""))
     scope = " · ".join(v for v in (row["workflow"], row["model"]) if v)
     with st.container(border=True):
@@ -144,16 +161,24 @@ def _finding(ctx, row: dict, index: int, current: Side) -> None:
             st.markdown(link("Current runs in the Trace explorer →", traces_url(scoped)),
                         unsafe_allow_html=True)
         with chart:
-            _evidence(row, key=f"drift_evidence_{index}")
+            _evidence(ctx, row, sides, key=f"drift_evidence_{index}")
+
+
+def load(ctx, baseline: Side | None = None, current: Side | None = None) -> dict[str, pl.DataFrame]:
+    """The findings between two sides (default: the last 24 hours vs the 7 days before),
+    narrowed by the sidebar's filters other than time."""
+    if baseline is None or current is None:
+        baseline, current = resolve_sides(None, None, ctx.now)
+    filters = ctx.analytics_filters.with_window(None, None)
+    return {"findings": data.call(ctx.source, "drift_findings", baseline, current, filters=filters,
+                                  now=ctx.now)}
 
 
 def main() -> None:
     ctx = page_context()
     components.page_header("Drift", "Statistically significant, material changes", ctx.filters,
                            periods.window_label(ctx))
-    versions = data.dimension_values(ctx.source, ctx.analytics_filters.with_window(None, None)
-                                     ).get("service_versions", [])
-    sides = choose_sides(ctx, versions)
+    sides = choose_sides(ctx)
     if sides is None:
         return
     baseline, current = sides
@@ -161,9 +186,7 @@ def main() -> None:
     st.query_params["current"] = side_text(current)
     st.caption(f"Baseline: {_side_label(baseline)} · Current: {_side_label(current)} · "
                f"CLI: `stepscope drift --baseline {side_text(baseline)} --current {side_text(current)}`")
-    filters = ctx.analytics_filters.with_window(None, None)
-    findings = data.call(ctx.source, "drift_findings", baseline, current, filters=filters,
-                         now=ctx.now)
+    findings = load(ctx, baseline, current)["findings"]
     if findings.is_empty():
         components.empty_state(
             "No drift",
@@ -177,7 +200,7 @@ def main() -> None:
     for col, severity in zip(cols, ("critical", "warning", "info"), strict=True):
         col.metric(severity.capitalize(), summary.get(severity, 0), border=True)
     for i, row in enumerate(findings.to_dicts()):
-        _finding(ctx, row, i, current)
+        _finding(ctx, row, i, (baseline, current))
     _download(findings)
 
 

@@ -128,13 +128,27 @@ def _workflow_table(ctx, current: pl.DataFrame, previous: pl.DataFrame, series: 
                "red is bad, whichever the direction. Rates change in percentage points.")
 
 
+def load(ctx) -> dict[str, pl.DataFrame]:
+    """Every frame the page shows, for the selected filters (cached by `data.call`)."""
+    filters = ctx.analytics_filters
+    previous = ctx.shifted(-ctx.window.duration)
+    bucket = periods.bucket_for(ctx.window)
+    return {
+        "current_all": data.call(ctx.source, "kpis", filters, by=()),
+        "previous_all": data.call(ctx.source, "kpis", previous, by=()),
+        "overall_series": data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=()),
+        "by_workflow": data.call(ctx.source, "kpis", filters, by=("workflow",)),
+        "previous_by_workflow": data.call(ctx.source, "kpis", previous, by=("workflow",)),
+        "series": data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=("workflow",)),
+        "markers": data.release_marker_lines(ctx.source, filters),
+    }
+
+
 def main() -> None:
     ctx = page_context()
     components.page_header("Overview", "Per-workflow KPIs", ctx.filters, periods.window_label(ctx))
-    filters = ctx.analytics_filters
-    previous_filters = ctx.shifted(-ctx.window.duration)
-    bucket = periods.bucket_for(ctx.window)
-    current_all = data.call(ctx.source, "kpis", filters, by=())
+    frames = load(ctx)
+    current_all = frames["current_all"]
     if current_all.is_empty() or not current_all["runs"][0]:
         components.empty_state(
             "No runs in this range",
@@ -142,17 +156,14 @@ def main() -> None:
             "filters in the sidebar.",
         )
         return
-    previous_all = data.call(ctx.source, "kpis", previous_filters, by=())
-    overall_series = data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=())
+    previous_all = frames["previous_all"]
     _cards(ctx, current_all.row(0, named=True),
            previous_all.row(0, named=True) if not previous_all.is_empty() else {},
-           overall_series.sort("bucket_start"))
+           frames["overall_series"].sort("bucket_start"))
 
     st.subheader("Workflows")
-    by_workflow = data.call(ctx.source, "kpis", filters, by=("workflow",))
-    previous_by_workflow = data.call(ctx.source, "kpis", previous_filters, by=("workflow",))
-    series = data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=("workflow",))
-    _workflow_table(ctx, by_workflow, previous_by_workflow, series)
+    by_workflow, series = frames["by_workflow"], frames["series"]
+    _workflow_table(ctx, by_workflow, frames["previous_by_workflow"], series)
     if by_workflow.height == 1:
         st.caption("Only one workflow in this selection; comparisons between workflows need more.")
 
@@ -160,12 +171,12 @@ def main() -> None:
     choice = st.segmented_control("Metric", list(TREND_CHOICES), default="Completion rate",
                                   key="overview_trend", label_visibility="collapsed")
     key, percent = TREND_CHOICES[choice or "Completion rate"]
-    markers = data.release_marker_lines(ctx.source, filters)
+    markers = frames["markers"]
     fig = charts.line_chart(series, x="bucket_start", y=key, color="workflow", percent=percent,
                             markers=markers, height=360,
                             y_format="$,.4f" if key.endswith("_usd") else ",.0f")
     components.plot(fig, key="overview_trend_chart")
-    if markers is not None and not markers.is_empty():
+    if not markers.is_empty():
         st.caption("Dotted lines mark the first run of a new service version.")
 
 

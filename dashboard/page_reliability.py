@@ -41,11 +41,8 @@ def _cards(ctx, now_row: dict, before: dict) -> None:
                       delta_description=periods.short_comparison(ctx.window))
 
 
-def _over_time(ctx, filters: Filters) -> None:
-    bucket = periods.bucket_for(ctx.window)
-    series = data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=("workflow",))
-    overall = data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=())
-    markers = data.release_marker_lines(ctx.source, filters)
+def _over_time(frames: dict[str, pl.DataFrame]) -> None:
+    series, overall, markers = frames["series"], frames["overall"], frames["markers"]
     left, right = st.columns(2)
     with left:
         components.plot(charts.line_chart(
@@ -70,8 +67,7 @@ def _over_time(ctx, filters: Filters) -> None:
         st.caption("Dotted lines mark the first run of a new service version.")
 
 
-def _tools(ctx, filters: Filters) -> None:
-    tools = data.call(ctx.source, "step_kpis", filters, by=("tool",))
+def _tools(tools: pl.DataFrame) -> None:
     if tools.is_empty():
         return
     st.subheader("Tools")
@@ -87,9 +83,8 @@ def _tools(ctx, filters: Filters) -> None:
     })
 
 
-def _clusters(ctx, filters: Filters) -> None:
+def _clusters(ctx, found: pl.DataFrame) -> None:
     st.subheader("Failure clusters")
-    found = data.call(ctx.source, "failure_clusters", filters, now=ctx.now)
     if found.is_empty():
         components.empty_state("No failures in this range",
                                "No step failed in the selected runs and time range.", icon="✅")
@@ -126,6 +121,10 @@ def _clusters(ctx, filters: Filters) -> None:
             "error": st.column_config.TextColumn("Error / HTTP"),
             "first_seen": st.column_config.DatetimeColumn("First seen", format="YYYY-MM-DD HH:mm"),
             "last_seen": st.column_config.DatetimeColumn("Last seen", format="YYYY-MM-DD HH:mm"),
+            "tools": st.column_config.TextColumn("Tools"),
+            "workflows": st.column_config.TextColumn("Workflows"),
+            "models": st.column_config.TextColumn("Models"),
+            "versions": st.column_config.TextColumn("Service versions"),
             "cluster_id": st.column_config.TextColumn("Cluster id"),
         },
     )
@@ -167,19 +166,42 @@ def _bucket_seconds(text: str) -> int:
     return int(parse_duration(text).total_seconds())
 
 
-def _recent(ctx) -> None:
+def recent_filters(ctx) -> tuple[Filters, Filters]:
+    """The last hour before `now`, and the 24 hours before it, with the sidebar's filters."""
+    base = ctx.filters.with_values(range="1h")
+    now = ctx.now
+    return (data.to_analytics_filters(base, now - RECENT, now),
+            data.to_analytics_filters(base, now - RECENT - RECENT_BASELINE, now - RECENT))
+
+
+def load(ctx) -> dict[str, pl.DataFrame]:
+    """Every frame the page shows for the selected filters (cached by `data.call`)."""
+    filters = ctx.analytics_filters
+    bucket = periods.bucket_for(ctx.window)
+    recent, before = recent_filters(ctx)
+    return {
+        "total": data.call(ctx.source, "kpis", filters, by=()),
+        "previous": data.call(ctx.source, "kpis", ctx.shifted(-ctx.window.duration), by=()),
+        "series": data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=("workflow",)),
+        "overall": data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=()),
+        "markers": data.release_marker_lines(ctx.source, filters),
+        "clusters": data.call(ctx.source, "failure_clusters", filters, now=ctx.now),
+        "tools": data.call(ctx.source, "step_kpis", filters, by=("tool",)),
+        "recent": data.call(ctx.source, "kpis", recent, by=("workflow",)),
+        "recent_baseline": data.call(ctx.source, "kpis", before, by=("workflow",)),
+        "recent_clusters": data.call(
+            ctx.source, "failure_clusters", recent, now=ctx.now,
+            baseline=periods.window_before(ctx.now - RECENT, RECENT_BASELINE)),
+        "recent_releases": data.release_marker_lines(ctx.source, recent),
+    }
+
+
+def _recent(ctx, frames: dict[str, pl.DataFrame]) -> None:
     st.subheader("What changed in the last hour")
     now = ctx.now
     base = ctx.filters.with_values(range="1h")
-    recent = data.to_analytics_filters(base, now - RECENT, now)
-    before = data.to_analytics_filters(base, now - RECENT - RECENT_BASELINE, now - RECENT)
-    current = data.call(ctx.source, "kpis", recent, by=("workflow",))
-    baseline = data.call(ctx.source, "kpis", before, by=("workflow",))
-    new_clusters = data.call(ctx.source, "failure_clusters", recent, now=now,
-                             baseline=periods.window_before(now - RECENT, RECENT_BASELINE))
-    releases = data.release_marker_lines(ctx.source, recent)
-    lines = describe_changes(current, baseline, new_clusters, releases,
-                             link_for=lambda **p: traces_url(base, **p))
+    lines = describe_changes(frames["recent"], frames["recent_baseline"], frames["recent_clusters"],
+                             frames["recent_releases"], link_for=lambda **p: traces_url(base, **p))
     st.caption(f"{fmt_time(now - RECENT)} → {fmt_time(now)}, against the 24 hours before.")
     if not lines:
         components.empty_state("Nothing notable",
@@ -193,18 +215,17 @@ def main() -> None:
     ctx = page_context()
     components.page_header("Reliability", "Errors, tools, latency and failures", ctx.filters,
                            periods.window_label(ctx))
-    filters = ctx.analytics_filters
-    total = data.call(ctx.source, "kpis", filters, by=())
-    _recent(ctx)
+    frames = load(ctx)
+    total, previous = frames["total"], frames["previous"]
+    _recent(ctx, frames)
     if total.is_empty() or not total["runs"][0]:
         components.empty_state("No runs in this range",
                                "Nothing matches the selected time range and filters.")
         return
-    previous = data.call(ctx.source, "kpis", ctx.shifted(-ctx.window.duration), by=())
     _cards(ctx, total.row(0, named=True), previous.row(0, named=True) if not previous.is_empty() else {})
-    _over_time(ctx, filters)
-    _clusters(ctx, filters)
-    _tools(ctx, filters)
+    _over_time(frames)
+    _clusters(ctx, frames["clusters"])
+    _tools(frames["tools"])
 
 
 if __name__ == "__main__":

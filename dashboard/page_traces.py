@@ -96,21 +96,27 @@ def _search_controls() -> dict[str, Any]:
     return chosen
 
 
-def _find(ctx, chosen: dict[str, Any]) -> pl.DataFrame:
+NO_SEARCH = {"q": None, "outcome": None, "errors": None, "min_cost": None, "min_latency": None,
+             "order": None}
+
+
+def load(ctx, chosen: dict[str, Any] | None = None, session: str | None = None,
+         user: str | None = None) -> dict[str, pl.DataFrame]:
+    """The runs the search selects (a session's or user's runs: all time, oldest first)."""
+    chosen = chosen or NO_SEARCH
     filters = ctx.analytics_filters
-    session, user = _param("session"), _param("user")
     if session or user:
         filters = filters.with_window(None, None)
         if user:
             filters = replace(filters, users=(user,))
-    return data.call(
+    return {"found": data.call(
         ctx.source, "find_traces", filters,
         outcome=chosen["outcome"], with_errors=ERRORS[chosen["errors"] or "any"],
         min_cost_usd=float(chosen["min_cost"]) if chosen["min_cost"] else None,
         min_latency_ms=float(chosen["min_latency"]) * 1000 if chosen["min_latency"] else None,
         session_id=session, trace_id_prefix=chosen["q"],
         order="oldest" if (session or user) else (chosen["order"] or "recent"), limit=LIMIT,
-    )
+    )}
 
 
 def _results(ctx, found: pl.DataFrame) -> str | None:
@@ -277,7 +283,7 @@ def main() -> None:
         who = f"session {session}" if session else f"user {user}"
         st.markdown(f"**Runs of {html.escape(who)}, in order** (all time) · "
                     + link("clear", traces_url(ctx.filters)), unsafe_allow_html=True)
-    found = _find(ctx, chosen)
+    found = load(ctx, chosen, session, user)["found"]
     picked = None
     if found.is_empty():
         components.empty_state("No runs match",
