@@ -12,7 +12,7 @@ OpenLLMetry form (a third of the traces each), 15 attributes per span on average
 address, a phone number, a card number or an API key for the redaction to find.
 
 Prints spans/s (best of --repeat runs) per privacy mode and batch size, with DuckDB limited
-to --threads threads (default 2, the target machine).
+to --threads threads (default 2, the target machine), and the CPU time per span.
 """
 
 from __future__ import annotations
@@ -147,19 +147,23 @@ def make_raw(n_spans: int, seed: int = 7) -> pa.Table:
     return pa.table(cols, schema=RAW_SPAN_SCHEMA)
 
 
-def run(raw: pa.Table, mode: str, batch: int, threads: int, repeat: int) -> float:
-    """Best spans/s over `repeat` runs of normalising `raw` in batches of `batch` rows."""
+def run(raw: pa.Table, mode: str, batch: int, threads: int, repeat: int) -> tuple[float, float]:
+    """Best spans/s (wall clock) and CPU microseconds per span over `repeat` runs of
+    normalising `raw` in batches of `batch` rows. CPU time counts every DuckDB thread, so
+    it stays meaningful on a machine that other work keeps busy."""
     con = duckdb.connect(config={"threads": threads})
     config = Config(privacy=PrivacyConfig(content=mode))
     batches = [raw.slice(i, batch) for i in range(0, raw.num_rows, batch)]
-    best = float("inf")
+    normalise(con, batches[0].slice(0, 1), config)   # define the policy's macros
+    best_wall = best_cpu = float("inf")
     for _ in range(repeat):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         rows = sum(normalise(con, b, config).num_rows for b in batches)
-        best = min(best, time.perf_counter() - start)
+        best_wall = min(best_wall, time.perf_counter() - wall)
+        best_cpu = min(best_cpu, time.process_time() - cpu)
         assert rows == raw.num_rows
     con.close()
-    return raw.num_rows / best
+    return raw.num_rows / best_wall, best_cpu / raw.num_rows * 1e6
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     batches = [int(b) for b in args.batch.split(",") if b] or [raw.num_rows]
     for mode in args.privacy.split(","):
         for batch in batches:
-            rate = run(raw, mode, batch, args.threads, args.repeat)
+            rate, cpu_us = run(raw, mode, batch, args.threads, args.repeat)
             print(f"privacy={mode:<6} batch={batch:>8,} threads={args.threads}  "
-                  f"{rate:>10,.0f} spans/s")
+                  f"{rate:>10,.0f} spans/s  {cpu_us:6.1f} CPU-µs/span")
     return 0
 
 

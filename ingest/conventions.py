@@ -89,19 +89,22 @@ KIND_SOURCES: tuple[tuple[str, dict[str, str | None]], ...] = (
     }),
 )
 
-# When no kind attribute decides: the span name (regex, lower-cased name) in this order.
-NAME_KINDS: tuple[tuple[str, str], ...] = (
-    (r"^ai\.(generatetext\.dogenerate|streamtext\.dostream|generateobject\.dogenerate"
-     r"|streamobject\.dostream)$", "llm"),
-    (r"^ai\.(embed|embedmany)\.doembed$", "embedding"),
-    (r"^ai\.toolcall$", "tool"),
-    (r"^ai\.(generatetext|streamtext|generateobject|streamobject)$", "agent"),
-    (r"^(chat|text_completion|generate_content)( |$)", "llm"),
-    (r"^embeddings( |$)", "embedding"),
-    (r"^(execute_tool|running tool)( |:|$)", "tool"),       # semconv; Pydantic AI v2
-    (r"^(invoke_agent|agent run)( |$)", "agent"),             # semconv; Pydantic AI v2
-    (r"^invoke_workflow( |$)", "workflow"),
-)
+# When no kind attribute decides: the span name, lower-cased, as a whole, then its first
+# word (OpenTelemetry GenAI names spans "<operation> <model or tool or agent>").
+NAME_KINDS: dict[str, str] = {
+    "ai.generatetext.dogenerate": "llm", "ai.streamtext.dostream": "llm",
+    "ai.generateobject.dogenerate": "llm", "ai.streamobject.dostream": "llm",
+    "ai.embed.doembed": "embedding", "ai.embedmany.doembed": "embedding",
+    "ai.toolcall": "tool",
+    "ai.generatetext": "agent", "ai.streamtext": "agent", "ai.generateobject": "agent",
+    "ai.streamobject": "agent",
+    "running tool": "tool", "agent run": "agent",              # Pydantic AI v2
+}
+NAME_FIRST_WORD_KINDS: dict[str, str] = {
+    "chat": "llm", "text_completion": "llm", "generate_content": "llm",
+    "embeddings": "embedding", "execute_tool": "tool", "invoke_agent": "agent",
+    "invoke_workflow": "workflow",
+}
 # Still undecided: a span naming an agent (and no model) is an agent step; one naming a
 # model is a model call. Anything else is `other`.
 AGENT_HINT_KEYS = keys("gen_ai.agent.name", "agent_name")

@@ -17,6 +17,7 @@ repeated or null key has those entries filtered out.
 from __future__ import annotations
 
 import uuid
+import warnings
 from datetime import UTC, datetime
 
 import duckdb
@@ -44,6 +45,7 @@ STEP_ARROW_SCHEMA = pa.schema([pa.field(c.name, _ARROW_TYPES[c.sql_type]) for c 
 # DuckDB scans an Arrow table in parallel by record batch: split big batches so both
 # cores work (slicing is zero-copy).
 SCAN_CHUNK_ROWS = 16_384
+STREAM_ROWS = 32_768
 
 
 def normalise(con: duckdb.DuckDBPyConnection, raw: pa.Table, config: Config,
@@ -81,13 +83,13 @@ def normalise(con: duckdb.DuckDBPyConnection, raw: pa.Table, config: Config,
     con.register(name, _rechunk(table))
     try:
         try:
-            result = con.sql(query).to_arrow_table()
+            result = _run(con, query, raw.num_rows)
         except duckdb.CatalogException as exc:
             if "stepscope_" not in str(exc):
                 raise
             # First batch of this policy on this connection: define its macros once.
             privacy.install(con, mode)
-            result = con.sql(query).to_arrow_table()
+            result = _run(con, query, raw.num_rows)
     finally:
         con.unregister(name)
 
@@ -108,6 +110,16 @@ def normalise_sql(raw: pa.Table, config: Config) -> str:
                        KeyIndex.of(raw.column("resource_keys")).present(),
                        _distinct(raw.column("event_attr_keys")))
     return Builder(config, shape, config.privacy.content).query("raw", "1970-01-01 00:00:00")
+
+
+def _run(con: duckdb.DuckDBPyConnection, query: str, rows: int) -> pa.Table:
+    """Run the query to Arrow. A relation streams its result without a copy but binds the
+    query twice; below STREAM_ROWS the second bind costs more than the copy it saves."""
+    if rows < STREAM_ROWS:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*extra copy", category=UserWarning)
+            return con.execute(query).to_arrow_table()
+    return con.sql(query).to_arrow_table()
 
 
 def _check(raw: pa.Table) -> None:

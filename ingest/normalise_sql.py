@@ -151,11 +151,21 @@ class Builder:
                  f"coalesce(resource_values, []) AS _rv0, {ev} AS _ev0 FROM {source}")
         m = {name: privacy.macro(self.mode, name)
              for name in ("join_values", "redact_joined", "split_values")}
-        concat = ("SELECT *, list_concat(_v0, _rv0, _ev0, [status_message, exception_message]) "
-                  f"AS _all0, len(_v0) AS _nv, len(_rv0) AS _nr, len(_ev0) AS _ne FROM ({lists})")
-        joined = f"SELECT *, {m['join_values']}(_all0) AS _j FROM ({concat})"
+        all0 = "list_concat(_v0, _rv0, _ev0, [status_message, exception_message])"
+        sizes = f"SELECT *, len(_v0) AS _nv, len(_rv0) AS _nr, len(_ev0) AS _ne FROM ({lists})"
+        sep, null_mark = q(privacy.SEPARATOR), q(privacy.NULL_MARK)
+        # Lists without null values (nearly all) are joined as they are; the others go
+        # through the macro, which marks nulls first so that splitting finds them again.
+        parts = ", ".join(f"CASE WHEN {n} > 0 THEN array_to_string({col}, {sep}) END"
+                          for col, n in (("_v0", "_nv"), ("_rv0", "_nr"), ("_ev0", "_ne")))
+        no_nulls = " AND ".join(f"list_count({c}) = {n}"
+                                for c, n in (("_v0", "_nv"), ("_rv0", "_nr"), ("_ev0", "_ne")))
+        join = (f"CASE WHEN {no_nulls} THEN concat_ws({sep}, {parts}, "
+                f"coalesce(status_message, {null_mark}), coalesce(exception_message, {null_mark})) "
+                f"ELSE {m['join_values']}({all0}) END")
+        joined = f"SELECT *, {join} AS _j FROM ({sizes})"
         flagged = f"SELECT *, {m['redact_joined']}(_j) AS _rj FROM ({joined})"
-        together = f"SELECT *, {m['split_values']}(_rj, _all0) AS _all FROM ({flagged})"
+        together = f"SELECT *, {m['split_values']}(_rj, {all0}) AS _all FROM ({flagged})"
         split = {
             "_vr": "list_slice(_all, 1, _nv)",
             "_rvr": "list_slice(_all, _nv + 1, _nv + _nr)",
@@ -191,11 +201,10 @@ class Builder:
             whens = " ".join(f"WHEN {q(v)} THEN {q(kind)}" for v, kind in mapping.items()
                              if kind is not None)
             branches.append(f"CASE lower({value}) {whens} END")
-        lname = "lower(name)"
-        branches.extend(
-            f"CASE WHEN regexp_matches({lname}, {q(rx)}) THEN {q(kind)} END"
-            for rx, kind in cv.NAME_KINDS
-        )
+        whole = " ".join(f"WHEN {q(n)} THEN {q(k)}" for n, k in cv.NAME_KINDS.items())
+        first = " ".join(f"WHEN {q(n)} THEN {q(k)}" for n, k in cv.NAME_FIRST_WORD_KINDS.items())
+        branches.append(f"CASE lower(name) {whole} END")
+        branches.append(f"CASE split_part(lower(name), ' ', 1) {first} END")
         agent_hint = self.first(cv.AGENT_HINT_KEYS)
         model_hint = coalesce([self.first(cv.REQUEST_MODEL), self.first(cv.RESPONSE_MODEL)])
         if agent_hint != "NULL":
