@@ -156,3 +156,32 @@ def test_a_killed_worker_process_is_replaced_and_nothing_is_lost(tmp_path):
     finally:
         assert server.terminate() == 0
     assert _distinct_and_total(db) == (6 * SPANS_PER_REQUEST, 6 * SPANS_PER_REQUEST)
+
+
+def test_a_failed_write_leaves_no_torn_record_in_the_middle(tmp_path, monkeypatch):
+    import errno
+
+    from stepscope.server import spool as spool_module
+
+    spool = Spool(tmp_path / "spool", max_bytes=10_000_000)
+    spool.append(KIND_TRACES, b"before the disk filled up")
+    real_write = spool_module._write_all
+
+    def write_half_then_fail(fd: int, data: bytes) -> None:
+        real_write(fd, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_module, "_write_all", write_half_then_fail)
+    try:
+        spool.append(KIND_TRACES, b"this request is answered 503")
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC
+    else:
+        raise AssertionError("the failed write was not reported")
+    monkeypatch.setattr(spool_module, "_write_all", real_write)
+    spool.append(KIND_TRACES, b"after space was freed")
+    try:
+        payloads = [r.payload for path in spool.seal() for r in spool.read(path)]
+        assert payloads == [b"before the disk filled up", b"after space was freed"]
+    finally:
+        spool.close()

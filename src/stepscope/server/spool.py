@@ -116,6 +116,8 @@ class Spool:
         """Write one record and return once it is on disk (fsynced). Raises SpoolFull."""
         header = HEADER.pack(MAGIC, kind, codec, 0, len(payload), zlib.crc32(payload))
         size = HEADER.size + len(payload)
+        failed: OSError | None = None
+        retire: _ActiveFile | None = None
         with self._lock:
             if self.pending_bytes + size > self.max_bytes and self.pending_bytes > 0:
                 raise SpoolFull(
@@ -123,19 +125,28 @@ class Spool:
                     f"(limit {self.max_bytes})"
                 )
             active = self._active
-            _write_all(active.fd, header + payload if len(payload) < 65536 else header)
-            if len(payload) >= 65536:
-                _write_all(active.fd, payload)
-            active.written += size
-            end = active.written
-            self.pending_bytes += size
-            self.records_appended += 1
-            full = active.written >= self.rotate_bytes
-            if full:
+            try:
+                _write_all(active.fd, header + payload if len(payload) < 65536 else header)
+                if len(payload) >= 65536:
+                    _write_all(active.fd, payload)
+            except OSError as exc:
+                failed = exc
+                if not _cut_back(active):
+                    retire = active
+            else:
+                active.written += size
+                end = active.written
+                self.pending_bytes += size
+                self.records_appended += 1
+                if active.written >= self.rotate_bytes:
+                    retire = active
+            if retire is not None:
                 self._active = self._new_file(active.sequence + 1)
-        if full:
-            self._retire(active)
-        else:
+        if retire is not None:
+            self._retire(retire)   # fsyncs the whole file, this record included
+        if failed is not None:
+            raise failed
+        if retire is None:
             self._sync(active, end)
 
     @staticmethod
@@ -248,6 +259,20 @@ def _sequence_of(path: Path) -> int:
         return int(path.name[len(FILE_PREFIX):-len(FILE_SUFFIX)])
     except ValueError:
         return 0
+
+
+def _cut_back(active: _ActiveFile) -> bool:
+    """After a failed write (e.g. disk full), truncate away the partial record.
+
+    A reader stops at the first incomplete record, so a torn record left in the middle
+    of a file would hide every record appended after it. When the file cannot be cut
+    back, the caller seals it as it is (the torn record is then its tail).
+    """
+    try:
+        os.ftruncate(active.fd, active.written)
+    except OSError:
+        return False
+    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:
