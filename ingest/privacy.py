@@ -80,6 +80,9 @@ RULES: tuple[Rule, ...] = (
          r"\1" + _token("api_key"), True),
     Rule("bearer", r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]*[0-9._~+/=-][A-Za-z0-9._~+/=-]*",
          r"\1" + _token("bearer"), True),
+    # A JSON Web Token anywhere (cookies, headers without "Bearer"): header.payload.sig.
+    Rule("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+         _token("jwt"), True),
     Rule("password", rf"(?i)({_PASSWORD_NAMES}{_JSON_KEY_TAIL})[^\"\\\x1e\x1f]+",
          r"\1" + _token("password"), True),
     Rule("password", rf"(?i)\b({_PASSWORD_NAMES}\s*[=:]\s*['\"]?){_PLAIN_VALUE}",

@@ -30,6 +30,8 @@ def con():
     ("url?api_key=abc123&x=1", "url?api_key=[REDACTED:api_key]&x=1"),
     ('{"api-key": "zz top"}', '{"api-key": "[REDACTED:api_key]"}'),
     ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig", "Authorization: Bearer [REDACTED:bearer]"),
+    ("cookie sid=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N; x",
+     "cookie sid=[REDACTED:jwt]; x"),
     ("password=hunter2 then", "password=[REDACTED:password] then"),
     ("Password: 'hunter2'", "Password: '[REDACTED:password]'"),
     ('{"password": "correct horse battery"}', '{"password": "[REDACTED:password]"}'),
