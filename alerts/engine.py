@@ -97,8 +97,11 @@ class AlertEngine:
                 f"time (replay an earlier instant with its own state, e.g. another --state file)")
         result = RoundResult(at)
         results = []
+        last_runs = self._rule_rounds()
         for rule in self.ruleset.rules:
             if only is not None and rule.name not in only:
+                continue
+            if not rule.due(at, last_runs.get(rule.name)):
                 continue
             try:
                 results.append(self.evaluator.evaluate_rule(rule, at))
@@ -109,6 +112,11 @@ class AlertEngine:
                 results.append(RuleResult(rule.name, at, complete=False))
         self.apply(results, at, result)
         return result
+
+    def _rule_rounds(self) -> dict[str, datetime]:
+        """When each rule with an `every` was last evaluated on this state."""
+        rows = self.state.read("SELECT key, value FROM meta WHERE key LIKE 'evaluated:%'")
+        return {r["key"].split(":", 1)[1]: parse_instant(r["value"]) for r in rows}
 
     def replay(self, instants: Iterable[datetime]) -> list[RoundResult]:
         return [self.run_round(at) for at in instants]
@@ -146,6 +154,10 @@ class AlertEngine:
                     if new.state != INACTIVE:
                         out.alerts.append(new)
             evaluated = {r.rule for r in results}
+            for name in evaluated:
+                if rules[name].every is not None:
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               (f"evaluated:{name}", db_time(at)))
             out.alerts.extend(a for a in existing.values() if a.rule not in evaluated)
             db.execute("DELETE FROM alerts WHERE state = ? AND resolved_at < ?",
                        (RESOLVED, db_time(at - KEEP_RESOLVED)))
@@ -178,8 +190,9 @@ def lookback_instants(at: datetime, longest_for: timedelta, every: timedelta) ->
 
 def rule_lookback(rule: Rule) -> timedelta:
     """How long before an instant a stateless check must replay this rule: its `for`
-    (to see it held throughout) plus `keep_firing_for` (to see it stay firing)."""
-    return rule.for_ + rule.keep_firing_for
+    (to see it held throughout), `keep_firing_for` (to see it stay firing) and `every`
+    (to evaluate it at least once)."""
+    return rule.for_ + rule.keep_firing_for + (rule.every or timedelta(0))
 
 
 class AlertRunner:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+from stepscope.alerts.cluster_history import ClusterHistory, aligned, new_clusters_now
 from stepscope.alerts.rules import (
     DRIFT_FINDING,
     EACH,
@@ -29,7 +30,6 @@ from stepscope.alerts.rules import (
 )
 from stepscope.alerts.state import Observation
 from stepscope.analytics.alert_queries import windowed_kpis, windowed_unpriced_calls
-from stepscope.analytics.clusters import failure_clusters
 from stepscope.analytics.drift import Side, drift_findings
 from stepscope.analytics.filters import Filters
 
@@ -69,6 +69,7 @@ class Evaluator:
         # KPI frames computed ahead by `prefetch`: {(fixed scope, by): {(start, end): frame}}
         self._prefetched: dict[tuple, dict[tuple[datetime, datetime], pl.DataFrame]] = {}
         self._data_start: tuple[int, datetime | None] | None = None
+        self._cluster_histories: dict[str, ClusterHistory] = {}
 
     def close(self) -> None:
         if self._owns_con:
@@ -111,6 +112,21 @@ class Evaluator:
                 wanted.setdefault(key, set()).add((window.start, window.end))
         for key, spans in wanted.items():
             self._fetch(key, [Window(s, e) for s, e in sorted(spans)])
+        for rule in rules:
+            start = (starts or {}).get(rule.name)
+            mine = [t for t in instants if start is None or t >= start]
+            if rule.metric == NEW_FAILURE_CLUSTER and len(mine) > 1:
+                self._prefetch_clusters(rule, mine)
+
+    def _prefetch_clusters(self, rule: Rule, instants: list[datetime]) -> None:
+        """One clustering of the whole period, counted per hour (`cluster_history`)."""
+        baseline = rule.condition.baseline
+        assert baseline is not None
+        if not aligned(instants, [rule.window, baseline.offset, baseline.window]):
+            return
+        start = min(instants) - baseline.offset - baseline.window
+        self._cluster_histories[rule.name] = ClusterHistory.build(
+            self.con, _filters(rule, None), start, max(instants))
 
     def _windows_needed(self, rule: Rule, instants: Sequence[datetime]):
         """(cache key, window) pairs; a key is (query, fixed scope, group keys)."""
@@ -244,15 +260,17 @@ class Evaluator:
         baseline = rule.condition.baseline
         assert baseline is not None
         window = Window(at - rule.window, at)
-        frame = failure_clusters(
-            self.con, _filters(rule, window),
-            baseline=Window(at - baseline.offset - baseline.window, at - baseline.offset),
-            now=at, examples=3)
+        base = Window(at - baseline.offset - baseline.window, at - baseline.offset)
+        history = self._cluster_histories.get(rule.name)
+        if history is not None and history.covers(base.start, at) and aligned([at], []):
+            rows = history.new_between(window, base)
+        else:
+            rows = new_clusters_now(self.con, _filters(rule, None), window, base)
         result = RuleResult(rule.name, at)
         cond = rule.condition
-        for row in frame.filter(pl.col("is_new")).iter_rows(named=True):
+        threshold = cond.threshold if cond.threshold is not None else 1.0
+        for row in rows:
             scope = {**rule.fixed_scope, "cluster_id": row["cluster_id"]}
-            threshold = cond.threshold if cond.threshold is not None else 1.0
             detail = {
                 "label": row["label"], "error_type": row["error_type"],
                 "http_status": row["http_status"], "workflows": row["workflows"],
@@ -262,6 +280,7 @@ class Evaluator:
                 "example_trace_ids": row["example_trace_ids"],
                 "condition": f"a failure not seen in the {_fmt_td(baseline.window)} before "
                              f"the last {_fmt_td(rule.window)} fails {cond.op} {threshold:g} times",
+                "window": _window_json(window.start, window.end),
             }
             result.observations.append(Observation(
                 rule.name, scope, cond.holds(float(row["count"]), threshold), float(row["count"]),

@@ -17,7 +17,7 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,8 @@ DEFAULT_WEBHOOK_RETRIES = 3
 DEFAULT_WEBHOOK_BACKOFF = timedelta(seconds=1)
 
 _RULE_KEYS = ("name", "description", "metric", "scope", "window", "condition", "min_runs", "for",
-              "keep_firing_for", "severity", "runbook_url", "labels", "channels", "remind_every")
+              "keep_firing_for", "every", "severity", "runbook_url", "labels", "channels",
+              "remind_every")
 _CONDITION_KEYS = ("op", "threshold", "budget", "change", "baseline", "min_severity")
 _BASELINE_KEYS = ("offset", "window")
 _TOP_KEYS = ("version", "defaults", "channels", "rules")
@@ -129,11 +130,21 @@ class Rule:
     min_runs: int = 0
     for_: timedelta = timedelta(0)
     keep_firing_for: timedelta = timedelta(0)
+    every: timedelta | None = None
     severity: str = "warning"
     runbook_url: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     channels: tuple[str, ...] = BUILTIN_CHANNELS
     remind_every: timedelta = DEFAULT_REMIND_EVERY
+
+    def due(self, at: datetime, last: datetime | None) -> bool:
+        """Whether a round at `at` evaluates this rule: always, or with `every`, in the
+        first round of each `every`-long slot of UTC time (so replays and live runs
+        evaluate an expensive rule at the same instants)."""
+        if self.every is None or last is None:
+            return True
+        size = self.every.total_seconds()
+        return int(at.timestamp() // size) != int(last.timestamp() // size)
 
     @property
     def is_event(self) -> bool:
@@ -185,7 +196,8 @@ class RuleSet:
     @property
     def longest_for(self) -> timedelta:
         """How far back a stateless check must replay to judge `for` and `keep_firing_for`."""
-        return max((r.for_ + r.keep_firing_for for r in self.rules), default=timedelta(0))
+        return max((r.for_ + r.keep_firing_for + (r.every or timedelta(0)) for r in self.rules),
+                   default=timedelta(0))
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -323,6 +335,7 @@ class _Checker:
             self.add(where, "min_runs", f"expected a whole number of runs >= 0, got {_kind(min_runs)}")
         for_ = self.duration(where, "for", raw.get("for", 0))
         keep = self.duration(where, "keep_firing_for", raw.get("keep_firing_for", 0))
+        every = self.duration(where, "every", raw.get("every"), positive=True)
         severity = raw.get("severity", "warning")
         if severity not in SEVERITIES:
             self.add(where, "severity", f"{severity!r} is not one of {', '.join(SEVERITIES)}")
@@ -338,7 +351,7 @@ class _Checker:
         return Rule(
             name=name, metric=metric, window=window, condition=condition,
             description=description.strip(), scope=scope, min_runs=min_runs, for_=for_,
-            keep_firing_for=keep,
+            keep_firing_for=keep, every=every,
             severity=severity, runbook_url=runbook, labels=labels, channels=rule_channels,
             remind_every=remind,
         )

@@ -210,6 +210,26 @@ condition: {op: ">=", change: relative, threshold: 0.3, baseline: {offset: 7d}}
         assert [fresh.evaluate_rule(rule, t).observations for t in instants] == direct
 
 
+def test_one_clustering_of_a_replay_gives_the_same_new_clusters(evaluator):
+    rule = one_rule("""
+metric: new_failure_cluster
+window: 1d
+condition: {baseline: {window: 7d}}
+""")
+    instants = [AT, AT + H, AT + 30 * H]
+
+    def outcome(ev):
+        return [sorted((o.scope["cluster_id"], o.holds, o.value) for o in
+                       ev.evaluate_rule(rule, t).observations) for t in instants]
+
+    direct = outcome(evaluator)
+    assert [len(d) for d in direct] == [2, 2, 0]  # the schema error and the 429s, then none
+    with Evaluator(evaluator.store, CONFIG) as batched:
+        batched.prefetch([rule], instants)
+        assert rule.name in batched._cluster_histories
+        assert outcome(batched) == direct
+
+
 def test_change_and_budget_helpers():
     assert change(0.2, 0.1, "relative") == pytest.approx(1.0)
     assert change(0.2, 0.1, "absolute") == pytest.approx(0.1)

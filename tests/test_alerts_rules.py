@@ -123,8 +123,8 @@ rules:
 @pytest.mark.parametrize(("body", "expected"), [
     ("metric: runs\nwindow: 1h\ncondition: {op: '>', threshold: 1}\nfro: 5m",
      "rule 'r1' (#1): field 'fro': unknown field (did you mean 'for'?); known fields: name, "
-     "description, metric, scope, window, condition, min_runs, for, keep_firing_for, severity, "
-     "runbook_url, labels, channels, remind_every"),
+     "description, metric, scope, window, condition, min_runs, for, keep_firing_for, every, "
+     "severity, runbook_url, labels, channels, remind_every"),
     ("metric: runs\nwindow: 1h\ncondition: {op: '>'}",
      "rule 'r1' (#1): field 'condition.threshold': required (or a budget from [budgets])"),
     ("metric: runs\ncondition: {op: '>', threshold: 1}",

@@ -162,6 +162,23 @@ def test_replay_without_notifications_writes_no_outbox():
     assert engine.state.read("SELECT count(*) AS n FROM notifications")[0]["n"] == 0
 
 
+def test_a_rule_with_every_is_evaluated_once_per_slot():
+    rules = parse_rules("""
+rules:
+  - name: slow
+    metric: new_failure_cluster
+    window: 1d
+    every: 2h
+""")
+    script = Script()
+    seen = []
+    script.evaluate_rule = lambda rule, at: seen.append(at) or RuleResult(rule.name, at)
+    engine = AlertEngine(rules, script, AlertState())
+    for k in range(5):
+        engine.run_round(T0 + k * H)  # T0 is 09:00 UTC: slots 08-10, 10-12, 12-14
+    assert seen == [T0, T0 + H, T0 + 3 * H]
+
+
 def test_lookback_covers_the_longest_for():
     assert lookback_instants(T0, 2 * H, H) == [T0 - 3 * H, T0 - 2 * H, T0 - H, T0]
     assert lookback_instants(T0, timedelta(0), H) == [T0 - H, T0]
