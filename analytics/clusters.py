@@ -191,7 +191,8 @@ def _cluster_row(members: list[dict], label: str, first_bucket: int, n_buckets: 
         founder["http_status"],
         _union(members, "workflows"),
         sorted({m["tool"] for m in members if m["tool"]}),
-        _union(members, "models"),
+        sorted({name for m in members for names in (m["models"] or []) if names
+                for name in names.split(",")}),
         _union(members, "service_versions"),
         from_ns(min(m["first_seen_ns"] for m in members)),
         from_ns(max(m["last_seen_ns"] for m in members)),

@@ -13,14 +13,17 @@ type, the worst case for the scikit-learn grouping). Failures fall in 500,000 ru
 failures. Rows are written with `Store.append_steps`, the door ingest uses.
 
 `failure_clusters` then runs over all of it in a fresh process, cold (first query of a
-new connection), then warm, and reports seconds and the process's peak resident memory
-(ru_maxrss), together with the number of distinct messages, templates and clusters.
+new connection), then warm, and reports wall seconds, CPU seconds of the process (all
+its threads, DuckDB's included) and its peak resident memory (ru_maxrss), with the
+number of distinct messages, fingerprints and displayed clusters and the machine's load
+average (wall time on a shared machine depends on it; CPU time much less).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -177,18 +180,21 @@ def measure(db: str) -> dict:
     store = Store.open(db)
     out = {"rows": store.row_count()}
     with store.connect() as con:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         frame = failure_clusters(con)
         out["cold_s"] = round(time.perf_counter() - started, 2)
-        started = time.perf_counter()
+        out["cold_cpu_s"] = round(time.process_time() - cpu, 2)
+        started, cpu = time.perf_counter(), time.process_time()
         failure_clusters(con)
         out["warm_s"] = round(time.perf_counter() - started, 2)
+        out["warm_cpu_s"] = round(time.process_time() - cpu, 2)
         out["failed_steps"] = int(frame["count"].sum())
         out["fingerprints"] = int(frame["member_ids"].list.len().sum())
         out["clusters"] = frame.height
         out["distinct_messages"] = con.execute(
             "SELECT count(DISTINCT error_message) FROM steps WHERE status_code = 'error'").fetchone()[0]
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["load_average_1m"] = round(os.getloadavg()[0], 1)  # the machine may be shared
     return out
 
 

@@ -65,10 +65,12 @@ def _spans() -> list:
         spans += _run(100 + i, "refund_request", T0 + timedelta(hours=i), "execute_tool issue_refund",
                       tool="issue_refund", error_type="RateLimitError", http_status=429,
                       message=f"Rate limit exceeded, retry after {10 + i}s (request req_{i}a{i}b{i}c{i})")
-        spans += [span("execute_tool get_account", trace=100 + i, span=10 * (100 + i) + 3,
+        spans += [span("chat gpt-4o-mini", trace=100 + i, span=10 * (100 + i) + 3,
                        parent=10 * (100 + i) + ROOT, start_ns=_ns(T0 + timedelta(hours=i)) + 5_000_000,
-                       attributes={"gen_ai.operation.name": "execute_tool",
-                                   "gen_ai.tool.name": "get_account"})]
+                       kind=SPAN_KIND_CLIENT,
+                       attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                                   "gen_ai.request.model": "gpt-4o-mini",
+                                   "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10})]
     for i in range(2):  # a failure that first appears two days later
         spans += _run(200 + i, "account_config", T0 + timedelta(days=2, hours=i),
                       "execute_tool update_settings", tool="update_settings",
@@ -118,7 +120,8 @@ def test_one_cluster_per_failure_with_counts_ids_and_context(con) -> None:
     assert (rate["http_status"], rate["tools"], rate["workflows"]) == (429, ["issue_refund"],
                                                                       ["refund_request"])
     assert rate["service_versions"] == ["1.4.2"]  # the default resource of otlp_builders
-    assert rate["models"] == []
+    # A tool failure's models are those of the runs it failed in.
+    assert rate["models"] == ["gpt-4o-mini"]
     # Tool steps start 2 ms after their run.
     assert rate["first_seen"] == T0 + timedelta(milliseconds=2)
     assert rate["last_seen"] == T0 + timedelta(hours=4, milliseconds=2)

@@ -41,10 +41,19 @@ runs AS (
     GROUP BY trace_id
 ),
 run_models AS (
+    -- The chat models of each failed run, for the model filter and for the models a
+    -- failure that is not itself a model call (a tool failure) affected.
     SELECT DISTINCT trace_id, coalesce(request_model, response_model) AS model
     FROM steps
     WHERE trace_id IN (SELECT trace_id FROM failed)
+      AND step_kind = 'llm'
       AND coalesce(request_model, response_model) IS NOT NULL
+),
+run_model_names AS (
+    -- One text per run, the models comma-separated: one narrow column to join.
+    SELECT trace_id, string_agg(model, ',' ORDER BY model) AS models
+    FROM run_models
+    GROUP BY trace_id
 ),
 templates AS (
     -- (message, template) per distinct message: stepscope.analytics.error_templates.
@@ -59,13 +68,14 @@ keyed AS (
         f.error_type,
         f.http_status,
         f.tool_name,
-        f.model,
+        coalesce(f.model, n.models) AS models,
         f.service_version,
         t.template,
         r.workflow
     FROM failed AS f
     JOIN templates AS t ON t.message = f.message
     LEFT JOIN runs AS r ON r.trace_id = f.trace_id
+    LEFT JOIN run_model_names AS n ON n.trace_id = f.trace_id
     WHERE {{run_filter}}
 ),
 in_window AS (
@@ -91,7 +101,7 @@ per_key AS (
         min(start_time_ns) AS first_seen_ns,
         max(start_time_ns) AS last_seen_ns,
         array_agg(DISTINCT workflow) AS workflows,
-        array_agg(DISTINCT model) AS models,
+        array_agg(DISTINCT models) AS models,
         array_agg(DISTINCT service_version) AS service_versions
     FROM in_window
     GROUP BY failure_key
@@ -139,4 +149,5 @@ FROM per_key AS k
 JOIN history AS h ON h.failure_key = k.failure_key
 JOIN trend AS t ON t.failure_key = k.failure_key
 JOIN examples AS e ON e.failure_key = k.failure_key
+
 ORDER BY k.failure_key
