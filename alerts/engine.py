@@ -22,7 +22,8 @@ from typing import TextIO
 
 from stepscope.alerts import notify
 from stepscope.alerts.evaluate import Evaluator, RuleResult
-from stepscope.alerts.rules import Rule, RulesError, RuleSet, load_rules
+from stepscope.alerts.rule_types import Rule, RulesError, RuleSet
+from stepscope.alerts.rules import load_rules
 from stepscope.alerts.silences import silenced_by, silences
 from stepscope.alerts.state import (
     FIRING,

@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 from stepscope.alerts.cluster_history import ClusterHistory, aligned, new_clusters_now
-from stepscope.alerts.rules import (
+from stepscope.alerts.rule_types import (
     DRIFT_FINDING,
     EACH,
     NEW_FAILURE_CLUSTER,

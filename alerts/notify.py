@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from stepscope.alerts.rules import Channel
+from stepscope.alerts.rule_types import Channel
 from stepscope.alerts.state import FIRING, RESOLVED, Alert, AlertState, db_time
 
 from stepscope import __version__

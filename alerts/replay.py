@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from stepscope.alerts.engine import AlertEngine, RoundResult, lookback_instants, rule_lookback
 from stepscope.alerts.evaluate import Evaluator
-from stepscope.alerts.rules import RuleSet
+from stepscope.alerts.rule_types import RuleSet
 from stepscope.alerts.state import AlertState
 
 from stepscope.config import Config
