@@ -23,6 +23,8 @@ PAGES = {
         st.Page("page_reliability.py", title="Reliability", icon=":material/monitor_heart:",
                 url_path="reliability"),
         st.Page("page_drift.py", title="Drift", icon=":material/trending_up:", url_path="drift"),
+        st.Page("page_alerts.py", title="Alerts", icon=":material/notifications_active:",
+                url_path="alerts"),
     ],
     "Investigate": [
         st.Page("page_traces.py", title="Trace explorer", icon=":material/account_tree:",

@@ -202,6 +202,36 @@ def waterfall(steps: pl.DataFrame, *, height_per_step: int = 26) -> go.Figure:
     return fig
 
 
+SEVERITY_COLORS = {"critical": BAD, "warning": "#f59e0b", "info": PALETTE[0]}
+
+
+def alert_timeline(intervals: pl.DataFrame, height_per_row: int = 28) -> go.Figure:
+    """When each alert was firing: one row per rule and scope, a bar per firing interval.
+
+    Expects `rule`, `scope`, `severity`, `start` and `end` (UTC datetimes).
+    """
+    frame = intervals.with_columns(
+        pl.concat_str([pl.col("rule"), pl.col("scope")], separator=" · ").alias("label"),
+        ((pl.col("end") - pl.col("start")).dt.total_milliseconds()).alias("ms"),
+    )
+    fig = go.Figure()
+    for severity in dict.fromkeys(frame["severity"].fill_null("info").to_list()):
+        part = frame.filter(pl.col("severity").fill_null("info") == severity)
+        fig.add_trace(go.Bar(
+            y=part["label"].to_list(), x=part["ms"].to_list(), base=part["start"].to_list(),
+            orientation="h", name=severity, marker_color=SEVERITY_COLORS.get(severity, MUTED),
+            customdata=list(zip(part["start"].to_list(), part["end"].to_list(), strict=True)),
+            hovertemplate="%{y}<br>%{customdata[0]|%Y-%m-%d %H:%M} → %{customdata[1]|%H:%M}"
+                          "<extra>%{fullData.name}</extra>",
+        ))
+    rows = frame["label"].n_unique()
+    base_layout(fig, height=max(140, 70 + height_per_row * rows))
+    fig.update_layout(barmode="overlay", hovermode="closest")
+    fig.update_xaxes(type="date", showgrid=True, gridcolor="#f1f5f9")
+    fig.update_yaxes(automargin=True, showgrid=False)
+    return fig
+
+
 def distribution_pair(bins: pl.DataFrame, *, title: str, unit: str = "", height: int = 280
                       ) -> go.Figure:
     """Baseline and current histograms side by side on the same bins and axes.

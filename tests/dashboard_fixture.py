@@ -196,7 +196,7 @@ def no_cost_store(tmp: Path) -> Path:
 APP_DIR = Path(__import__("stepscope.dashboard", fromlist=["x"]).__file__).resolve().parent
 APP = str(APP_DIR / "app.py")
 PAGES = ("page_overview.py", "page_cost.py", "page_reliability.py", "page_drift.py",
-         "page_traces.py")
+         "page_alerts.py", "page_traces.py")
 
 
 def run_page(monkeypatch, db: Path, page: str | None = None, *, query: dict | None = None,
@@ -230,3 +230,49 @@ def markdown_text(at) -> str:
 def metrics(at) -> dict[str, tuple[str, str | None]]:
     """KPI cards as {label: (value, delta)}."""
     return {m.label: (m.value, m.delta) for m in at.metric}
+
+
+ALERT_RULES = """
+version: 1
+rules:
+  - name: tool_call_success_low
+    description: Fewer than 98% of a workflow's tool calls succeeded.
+    metric: tool_success_rate
+    scope: {workflow: each}
+    window: 24h
+    condition: {op: "<", threshold: 0.98}
+    min_runs: 1
+    for: 0s
+    severity: critical
+    runbook_url: https://runbooks.example/tool-success
+  - name: escalation_rate_high
+    description: More than a fifth of a workflow's runs went to a human.
+    metric: escalation_rate
+    scope: {workflow: each}
+    window: 24h
+    condition: {op: ">", threshold: 0.2}
+    min_runs: 1
+    for: 0s
+    severity: warning
+    runbook_url: https://runbooks.example/escalations
+"""
+#: The tool failures of Nov 13 fire the first rule at 12:00 and clear by Nov 14 12:00;
+#: refund_request's escalations (1 in 4 runs) keep the second firing at NOW.
+ALERT_INSTANTS = (datetime(2026, 11, 13, 12, tzinfo=UTC), datetime(2026, 11, 14, 12, tzinfo=UTC), NOW)
+
+
+def evaluate_alerts(db: Path, tmp: Path) -> None:
+    """Evaluate ALERT_RULES at ALERT_INSTANTS into the store's alert state, as `alerts run` does."""
+    from stepscope.alerts.replay import replay
+    from stepscope.alerts.rules import load_rules
+    from stepscope.alerts.state import AlertState
+
+    rules = tmp / "rules.yaml"
+    rules.write_text(ALERT_RULES)
+    state = AlertState.for_store(db)
+    try:
+        for result in replay(Store.open(db), load_rules(rules), Config(), list(ALERT_INSTANTS),
+                             state=state):
+            assert not result.errors, result.errors
+    finally:
+        state.close()

@@ -16,13 +16,19 @@ import socket
 import subprocess
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from stepscope.alerts.replay import replay
+from stepscope.alerts.rules import default_rules_path, load_rules
+from stepscope.alerts.state import AlertState
 from stepscope.config import Config
 from stepscope.dashboard import launch
 from stepscope.demo import prepare_demo_store
+from stepscope.store import Store
+from stepscope.timeparse import parse_instant
 
 pytestmark = pytest.mark.browser
 
@@ -73,9 +79,20 @@ def browser():
 
 @pytest.fixture(scope="module")
 def sample_store(tmp_path_factory):
-    """The bundled sample in a store of its own, and its newest span time (as the demo does)."""
+    """The bundled sample in a store of its own and its newest span time (as the demo
+    does), with the default alert rules evaluated every 6 hours over its last 4 days."""
     summary = prepare_demo_store(tmp_path_factory.mktemp("browser") / "demo-store", Config())
-    return Path(summary["store"]), summary["now"]
+    db, now = Path(summary["store"]), summary["now"]
+    end = parse_instant(now)
+    state = AlertState.for_store(db)
+    try:
+        rounds = [end - timedelta(hours=6 * k) for k in range(16, -1, -1)]
+        for _ in replay(Store.open(db), load_rules(default_rules_path()), Config(), rounds,
+                        state=state):
+            pass
+    finally:
+        state.close()
+    return db, now
 
 
 def free_port() -> int:
@@ -161,6 +178,7 @@ PAGES = [
     ("cost", "cost", "Cost", 4),
     ("reliability", "reliability", "Reliability", 4),
     ("drift", "drift", "Drift", 1),
+    ("alerts", "alerts", "Alerts", 1),
     ("trace-explorer", "traces", "Trace explorer", 0),
 ]
 
@@ -180,7 +198,6 @@ def test_page_renders_in_the_browser(page, dashboard_url, name, path, title, cha
 
 def test_a_trace_opens_as_a_waterfall(page, dashboard_url, sample_store):
     from stepscope.analytics.explore import find_traces
-    from stepscope.store import Store
 
     with Store.open(sample_store[0]).connect() as con:
         failing = find_traces(con, with_errors=True, order="cost", limit=1)
@@ -194,7 +211,6 @@ def test_a_trace_opens_as_a_waterfall(page, dashboard_url, sample_store):
 
 def test_a_pasted_link_keeps_its_filters(page, dashboard_url, sample_store):
     from stepscope.analytics.explore import find_traces
-    from stepscope.store import Store
 
     with Store.open(sample_store[0]).connect() as con:
         workflow = find_traces(con, limit=1)["workflow"][0]
