@@ -5,11 +5,15 @@ every question is about runs. So the first analytics call on a connection builds
 temporary tables of that connection:
 
 * `step_prices`: the price table (stepscope.analytics.pricing) of the models present;
-* `run_parts`, `root_rows`, `cost_parts`: per store segment, each run's step counts,
-  root span and priced model calls (sql/run_parts.sql, root_rows.sql, cost_parts.sql);
-* `run_facts`: one row per run, merged from those (sql/run_facts.sql);
+* `cost_parts`, `run_parts`, `model_parts`: per store segment and run, its priced model
+  calls, its step counts and root span, and the chat models it used
+  (sql/cost_parts.sql, run_parts.sql, model_parts.sql);
+* `run_facts`: one row per run (sql/run_facts.sql);
 * `run_model_costs`: model calls per run and price, labelled (sql/run_model_costs.sql);
-* `run_models`: the chat models each run used.
+* `run_models`: the chat models each run used (sql/run_models.sql).
+
+A run whose steps are all in one segment (almost every run) is its parts as they are;
+only runs split over segments (sql/split_runs.sql) are merged.
 
 Store segments never change once written, so when the store publishes new ones (ingest,
 compaction, retention) only their parts are computed and only the runs they touch are
@@ -27,13 +31,16 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 from stepscope.analytics import pricing, runner
+from stepscope.analytics.parts_cache import PartsCache
 
 from stepscope.config import Config
 from stepscope.store import ReadConnection
 
 # Rebuild from scratch rather than patch when this share of the runs' parts goes away.
 REBUILD_WHEN_REMOVED_SHARE = 0.5
-PART_TABLES = ("run_parts", "root_rows", "cost_parts")
+# In build order: run_parts and model_parts read the segment's cost_parts.
+PART_TABLES = ("cost_parts", "run_parts", "model_parts")
+PART_KINDS = ("cost", "run", "models")          # their names in the parts cache
 MERGED_TABLES = ("run_facts", "run_model_costs", "run_models")
 _TOUCHED = "trace_id IN (SELECT trace_id FROM touched_traces)"
 
@@ -45,6 +52,7 @@ class _State:
     prices: pa.Table
     keys: set[pricing.PriceKey] = field(default_factory=set)
     ids: itertools.count = field(default_factory=itertools.count)
+    cache: PartsCache | None = None
 
 
 _STATES: weakref.WeakKeyDictionary[ReadConnection, _State] = weakref.WeakKeyDictionary()
@@ -79,12 +87,16 @@ def invalidate(con: ReadConnection) -> None:
 
 
 def _build(con: ReadConnection, config: Config, files: set[str], fingerprint: tuple) -> _State:
-    state = _State(fingerprint, {}, pricing.build_price_table([], config))
+    state = _State(fingerprint, {}, pricing.build_price_table([], config),
+                   cache=PartsCache.open(con.store, config))
+    if state.cache:
+        state.cache.sweep(files)
     runner.register(con, "step_prices", state.prices)
     # Empty part tables with the right columns: the parts of the (empty) `steps` view.
     for table in PART_TABLES:
         runner.materialise(con, table, table, segment="-1", where="FALSE")
     _add_segments(con, config, state, sorted(files))
+    runner.materialise(con, "split_runs", "split_runs", touched="TRUE")
     for table in MERGED_TABLES:
         runner.materialise(con, table, table, touched="TRUE")
     return state
@@ -108,6 +120,7 @@ def _update(con: ReadConnection, config: Config, state: _State, files: set[str])
     if new_ids:
         con.execute("INSERT INTO touched_traces SELECT DISTINCT trace_id FROM run_parts "
                     f"WHERE segment IN ({', '.join(str(i) for i in new_ids)})")
+    runner.materialise(con, "split_runs", "split_runs", touched=_TOUCHED)
     for table in MERGED_TABLES:
         con.execute(f"DELETE FROM {table} WHERE {_TOUCHED}")
         con.execute(f"INSERT INTO {table} {runner.render_sql(table, touched=_TOUCHED)}")
@@ -117,18 +130,26 @@ def _update(con: ReadConnection, config: Config, state: _State, files: set[str])
 
 def _add_segments(con: ReadConnection, config: Config, state: _State,
                   files: list[str]) -> list[int]:
-    """Price any new models of these segments, then compute their parts, one at a time.
+    """Price any new models of these segments, then add their parts, one at a time.
 
     One segment per query keeps the segment id a constant rather than a file name to
-    group by, and bounds the memory a build needs by the largest segment.
+    group by, and bounds the memory a build needs by the largest segment. Parts already
+    on disk (stepscope.analytics.parts_cache) are read instead of computed.
     """
     if not files:
         return []
+    cache = state.cache
     sources = {f: "(" + runner.render_sql("segment_steps", file=_quoted(f)) + ")" for f in files}
-    listing = "(" + runner.render_sql(
-        "segment_steps", file="[" + ", ".join(_quoted(f) for f in files) + "]") + ")"
-    new_keys = set(pricing.keys_from_frame(
-        runner.run(con, "price_keys", step_source=listing))) - state.keys
+    keys: set[pricing.PriceKey] = set()
+    for file in files:
+        frame = cache.load_frame(con, file, "keys") if cache else None
+        if frame is None:
+            frame = runner.run(con, "price_keys", step_source=sources[file])
+            if cache:
+                cache.save(con, file, "keys", runner.render_sql(
+                    "price_keys", step_source=sources[file]))
+        keys |= set(pricing.keys_from_frame(frame))
+    new_keys = keys - state.keys
     if new_keys:
         more = pricing.build_price_table(sorted(new_keys, key=_key_order), config)
         state.prices = pa.concat_tables([state.prices, more])
@@ -137,10 +158,15 @@ def _add_segments(con: ReadConnection, config: Config, state: _State,
     ids = []
     for file in files:
         segment = next(state.ids)
-        for table in PART_TABLES:
+        for table, kind in zip(PART_TABLES, PART_KINDS, strict=True):
+            if cache and cache.load(con, file, kind, table, segment):
+                continue
             sql = runner.render_sql(table, segment=str(segment), step_source=sources[file],
                                     where="TRUE")
             con.execute(f"INSERT INTO {table} {sql}")
+            if cache:
+                cache.save(con, file, kind, f"SELECT * EXCLUDE (segment) FROM {table} "
+                                            f"WHERE segment = {segment}")
         state.segments[file] = segment
         ids.append(segment)
     return ids

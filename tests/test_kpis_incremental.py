@@ -62,3 +62,22 @@ def test_incremental_groupings_equal_fresh_ones(tmp_path, by):
         add(store, [root("y", "triage", tenant="globex", start=T0 + timedelta(days=8)),
                     llm("y", "c", "gpt-4o-mini", start=T0 + timedelta(days=8))])
         same_as_fresh(store, con, by=by)
+
+
+def test_a_run_split_over_batches_merges_its_parts(tmp_path):
+    """Steps in three batches, and a second root span (broken context propagation) in a
+    later batch: the run is counted once, with its earliest root."""
+    store = make_store(tmp_path / "store", [
+        llm("split", "c1", "gpt-4o", start=T0), tool("split", "t1", start=T0)])
+    add(store, [root("split", "triage", "completed", start=T0, duration_ms=8_000, user=None)])
+    add(store, [llm("split", "c2", "gpt-4o-mini", start=T0),
+                root("split", "refund", "failed", start=T0 + timedelta(seconds=3),
+                     name="second-root")])
+    with store.connect() as con:
+        row = kpis(con).row(0, named=True)
+        models = kpis(con, by=("model",)).select("model", "runs").rows()
+    assert (row["workflow"], row["runs"], row["completed"], row["latency_p50_ms"]) == (
+        "triage", 1, 1, 8_000.0)
+    assert (row["llm_calls"], row["tool_calls"]) == (2, 1)
+    assert row["cost_usd"] == pytest.approx(0.0035 + 0.00021)
+    assert models == [("gpt-4o", 1), ("gpt-4o-mini", 1)]
