@@ -39,7 +39,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 UTF8_BOM = b"\xef\xbb\xbf"
 HEAD_BYTES = 64 * 1024
-UNIT_BYTES = 16 * 1024 * 1024
+UNIT_BYTES = 8 * 1024 * 1024
 # One JSON document is parsed whole; above this size its Python objects alone would
 # take gigabytes, so it is refused with advice to write JSON Lines or protobuf.
 MAX_JSON_DOCUMENT_BYTES = 64 * 1024 * 1024
@@ -181,7 +181,7 @@ def read_units(path: str | os.PathLike[str], limits: IngestConfig,
         stream, compression = open_decompressed(raw, limits)
         head = stream.peek(HEAD_BYTES)[:HEAD_BYTES]
         if not head:
-            raise FormatError(f"{compression} file decompresses to nothing")
+            raise FormatError(f"{compression} data is truncated or corrupt: it decompresses to nothing")
         kind = sniff(head)
         if kind == "json":
             yield from _json_units(stream, raw, source, unit_bytes)

@@ -1,16 +1,17 @@
 """Files (or one OTLP/HTTP request) in, stored steps out, each file all or nothing.
 
 `ingest_paths` reads every file under the given paths. The parent process reads and
-frames each file (`formats`), worker processes decode and normalise the units
-(`otlp_decode`, `normalise`) on every core, and the parent appends whole files to the
-store (`Store.append_steps`, which deduplicates against what is stored and publishes
-atomically). Memory stays bounded whatever the input: a file is read a unit at a time,
-few units are in flight, and the normalised steps of a file too large to hold are
-spilled to a temporary Parquet file until the file has been read to its end.
+frames each file (`formats`) and keeps the books; worker processes, one per core, decode
+and normalise the units (`otlp_decode`, `normalise`) and write each unit's steps to a
+temporary Arrow file. When every unit of a file has decoded, its steps are queued for the
+store, and a worker appends them (`Store.append_steps`, which deduplicates against what
+is stored and publishes atomically) in batches of about `APPEND_ROWS`.
 
-A file is stored only when all of it decoded, so a rejected file writes nothing; the
-exception is JSON Lines, where a bad line is rejected alone (with its line number) and
-the other lines are kept, as the Collector's file exporter writes one independent
+Memory stays bounded whatever the input: a file is read a unit at a time, few units are
+in flight, decoded steps wait on disk rather than in memory, and one append runs at a
+time. A file is stored only when all of it decoded, so a rejected file writes nothing;
+the exception is JSON Lines, where a bad line is rejected alone (with its line number)
+and the other lines are kept, as the Collector's file exporter writes one independent
 request per line.
 """
 
@@ -19,33 +20,30 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
-import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 from stepscope.ingest.formats import FormatError, Unit, read_units, request_unit
 from stepscope.ingest.normalise import normalise
 from stepscope.ingest.otlp_decode import OtlpError, decode_unit
 
 from stepscope.config import Config
-from stepscope.store import MARKER_FILE, Store
+from stepscope.store import MARKER_FILE, AppendResult, Store
 
 # Use worker processes only when there is enough input to repay starting them.
 POOL_MIN_BYTES = 16 * 1024 * 1024
 UNITS_IN_FLIGHT_PER_WORKER = 2
-# Steps are appended to the store in batches of about this size (fewer, larger segments).
-APPEND_ROWS = 100_000
-APPEND_BYTES = 192 * 1024 * 1024
-# A file whose steps grow beyond this is spilled to disk until it has been read whole.
-SPILL_BYTES = 256 * 1024 * 1024
+# Steps are appended in batches of about this many rows: larger batches make fewer
+# segments, but the store's append holds several times the batch in memory.
+APPEND_ROWS = 25_000
 
 Progress = Callable[[int, int], None]
 
@@ -81,54 +79,101 @@ class IngestReport:
     def reject(self, source: str, reason: str) -> None:
         self.rejected.append({"file": source, "reason": reason})
 
+    def add(self, result: AppendResult) -> None:
+        self.spans_stored += result.stored
+        self.duplicates += result.duplicates
 
-# -- decoding and normalising one unit (in a worker or in process) ---------------------
+
+# -- the work done in worker processes (or in process) ---------------------------------
 
 
 @dataclass
 class UnitResult:
-    steps: pa.Table | None
+    """A decoded unit: its steps in a temporary Arrow file, or why it was rejected."""
+
+    spill: str | None
+    rows: int
     rejected_records: list[tuple[int, str]]
     error: str | None = None
 
 
-class _Decoder:
-    """A DuckDB scratch connection and the configuration, one per process or thread."""
+def normalised_steps(unit: Unit, config: Config,
+                     threads: int | None = None) -> tuple[pa.Table | None, list[tuple[int, str]]]:
+    """Decode and normalise one unit: (steps or None when empty, records rejected alone).
 
-    def __init__(self, config: Config, threads: int | None = None):
-        self.config = config
-        self.con = duckdb.connect(config={"threads": threads} if threads else {})
+    Raises OtlpError when the unit (and so its file) must be rejected.
+    """
+    raw, rejected = decode_unit(unit)
+    if raw.num_rows == 0:
+        return None, rejected
+    # A connection per unit: DuckDB keeps what a query allocated until its connection
+    # closes (about 200 MB per unit here), and opening one costs a millisecond.
+    con = duckdb.connect(config={"threads": threads} if threads else {})
+    try:
         # DuckDB draws a progress bar on the terminal for slow queries; not from a library.
-        self.con.execute("SET enable_progress_bar = false")
-
-    def process(self, unit: Unit) -> UnitResult:
-        try:
-            raw, rejected = decode_unit(unit)
-        except OtlpError as exc:
-            return UnitResult(None, [], str(exc))
-        if raw.num_rows == 0:
-            return UnitResult(None, rejected)
-        try:
-            steps = normalise(self.con, raw, self.config)
-        except (duckdb.Error, pa.ArrowException, ValueError) as exc:
-            return UnitResult(None, [], f"could not normalise its spans: {exc}")
-        return UnitResult(steps, rejected)
+        con.execute("SET enable_progress_bar = false")
+        return normalise(con, raw, config), rejected
+    except (duckdb.Error, pa.ArrowException, ValueError) as exc:
+        raise OtlpError(f"could not normalise its spans: {exc}") from None
+    finally:
+        con.close()
 
 
-_worker: _Decoder | None = None
+def process_unit(unit: Unit, config: Config, spill_dir: str,
+                 threads: int | None = None) -> UnitResult:
+    try:
+        steps, rejected = normalised_steps(unit, config, threads)
+    except OtlpError as exc:
+        return UnitResult(None, 0, [], str(exc))
+    if steps is None:
+        return UnitResult(None, 0, rejected)
+    path = os.path.join(spill_dir, f"{uuid.uuid4().hex}.arrow")
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, steps.schema) as writer:
+        writer.write_table(steps)
+    return UnitResult(path, steps.num_rows, rejected)
+
+
+def append_spilled(db: str | os.PathLike[str], files: list[str]) -> AppendResult:
+    """Append the steps held in temporary Arrow files to the store, then delete them."""
+    tables = []
+    for name in files:
+        with pa.OSFile(name, "rb") as source:
+            tables.append(pa.ipc.open_file(source).read_all())
+    # No compaction from here: merging small segments currently sorts all of them in
+    # memory at once, which a large ingest would turn into gigabytes. The segments written
+    # here are large already; `stepscope compact` merges them when wanted.
+    result = Store(db).append_steps(pa.concat_tables(tables), compact=False)
+    for name in files:
+        os.unlink(name)
+    return result
+
+
+_worker_config: Config | None = None
 
 
 def _init_worker(config: Config) -> None:
-    global _worker
-    _worker = _Decoder(config, threads=1)
+    global _worker_config
+    _worker_config = config
 
 
-def _process_in_worker(unit: Unit) -> UnitResult:
-    assert _worker is not None, "worker not initialised"
-    return _worker.process(unit)
+def _process_in_worker(unit: Unit, spill_dir: str) -> UnitResult:
+    assert _worker_config is not None, "worker not initialised"
+    return process_unit(unit, _worker_config, spill_dir, threads=1)
 
 
-# -- per-file bookkeeping ------------------------------------------------------------------
+class _InlineExecutor(Executor):
+    """Runs tasks at once, in this process: the small-input path, no workers to start."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever asks for the result
+            future.set_exception(exc)
+        return future
+
+
+# -- the parent: reading files, keeping the books ------------------------------------------
 
 
 @dataclass
@@ -137,9 +182,7 @@ class _FileJob:
     outstanding: int = 0
     read_all: bool = False
     error: str | None = None
-    tables: list[pa.Table] = field(default_factory=list)
-    held_bytes: int = 0
-    spilled: list[str] = field(default_factory=list)
+    spills: list[tuple[str, int]] = field(default_factory=list)
     rejected_records: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -149,130 +192,100 @@ class _FileJob:
     def fail(self, reason: str) -> None:
         if self.error is None:
             self.error = reason
-        self.tables.clear()
-
-
-class _Appender:
-    """Collects the steps of finished files and appends them to the store in batches."""
-
-    def __init__(self, store: Store, report: IngestReport):
-        self.store = store
-        self.report = report
-        self.buffer: list[pa.Table] = []
-        self.rows = 0
-        self.bytes = 0
-
-    def add(self, tables: Iterable[pa.Table]) -> None:
-        for table in tables:
-            self.buffer.append(table)
-            self.rows += table.num_rows
-            self.bytes += table.nbytes
-        if self.rows >= APPEND_ROWS or self.bytes >= APPEND_BYTES:
-            self.flush()
-
-    def add_spilled(self, files: list[str]) -> None:
-        self.flush()
-        for name in files:
-            for batch in pq.ParquetFile(name).iter_batches(batch_size=APPEND_ROWS):
-                self._append(pa.Table.from_batches([batch]))
-            os.unlink(name)
-
-    def flush(self) -> None:
-        if self.buffer:
-            table = pa.concat_tables(self.buffer)
-            self.buffer, self.rows, self.bytes = [], 0, 0
-            self._append(table)
-
-    def _append(self, table: pa.Table) -> None:
-        result = self.store.append_steps(table)
-        self.report.spans_stored += result.stored
-        self.report.duplicates += result.duplicates
 
 
 class _Runner:
-    """Runs units in worker processes (or in process), results handed back in order."""
+    """Hands units to the workers, takes results back in order, and schedules appends."""
 
-    def __init__(self, config: Config, workers: int, report: IngestReport, appender: _Appender,
+    def __init__(self, store: Store, config: Config, workers: int, report: IngestReport,
                  spill_dir: str):
+        self.store = store
+        self.config = config
         self.report = report
-        self.appender = appender
         self.spill_dir = spill_dir
-        self.queue: deque[tuple[_FileJob, Future[UnitResult] | UnitResult]] = deque()
-        self.pool: ProcessPoolExecutor | None = None
-        self.local: _Decoder | None = None
+        self.units: deque[tuple[_FileJob, Future[UnitResult]]] = deque()
+        self.ready: list[tuple[str, int]] = []  # spilled steps of finished files
+        self.ready_rows = 0
+        self.append: Future[AppendResult] | None = None
+        self.executor: Executor
         if workers > 1:
             context = multiprocessing.get_context("forkserver")
             # Workers fork from a server that has imported everything once; pandas too,
             # because pyarrow imports it on first use when it is installed.
             context.set_forkserver_preload(["stepscope.ingest.pipeline", "pandas"])
-            self.pool = ProcessPoolExecutor(workers, mp_context=context,
-                                            initializer=_init_worker, initargs=(config,))
+            self.executor = ProcessPoolExecutor(workers, mp_context=context,
+                                                initializer=_init_worker, initargs=(config,))
             self.capacity = workers * UNITS_IN_FLIGHT_PER_WORKER
         else:
-            self.local = _Decoder(config)
+            self.executor = _InlineExecutor()
             self.capacity = 1
 
     def submit(self, job: _FileJob, unit: Unit) -> None:
         job.outstanding += 1
-        if self.pool is not None:
-            self.queue.append((job, self.pool.submit(_process_in_worker, unit)))
+        if isinstance(self.executor, ProcessPoolExecutor):
+            future = self.executor.submit(_process_in_worker, unit, self.spill_dir)
         else:
-            assert self.local is not None
-            self.queue.append((job, self.local.process(unit)))
-        while len(self.queue) >= self.capacity:
+            future = self.executor.submit(process_unit, unit, self.config, self.spill_dir)
+        self.units.append((job, future))
+        while len(self.units) >= self.capacity:
             self._collect_one()
 
     def settle(self, wait: bool = False) -> None:
-        """Hand back finished results (all of them when `wait`)."""
-        while self.queue and (wait or _done(self.queue[0][1])):
+        """Take back finished results (all of them when `wait`) and start due appends."""
+        while self.units and (wait or self.units[0][1].done()):
             self._collect_one()
+        self._append_when_due(final=wait)
+        while wait and self.append is not None:
+            self.report.add(self.append.result())
+            self.append = None
+            self._append_when_due(final=True)
 
     def _collect_one(self) -> None:
-        job, pending = self.queue.popleft()
-        result = pending.result() if isinstance(pending, Future) else pending
+        job, future = self.units.popleft()
+        result = future.result()
         job.outstanding -= 1
-        if job.error is None:
-            if result.error is not None:
-                job.fail(result.error)
-            else:
-                job.rejected_records.extend(result.rejected_records)
-                if result.steps is not None:
-                    self._hold(job, result.steps)
+        if result.spill is not None:
+            job.spills.append((result.spill, result.rows))
+        if result.error is not None:
+            job.fail(result.error)
+        job.rejected_records.extend(result.rejected_records)
         if job.finished:
             self.finish(job)
-
-    def _hold(self, job: _FileJob, steps: pa.Table) -> None:
-        job.tables.append(steps)
-        job.held_bytes += steps.nbytes
-        if job.held_bytes >= SPILL_BYTES:
-            fd, name = tempfile.mkstemp(suffix=".parquet", dir=self.spill_dir)
-            os.close(fd)
-            pq.write_table(pa.concat_tables(job.tables), name, compression="zstd")
-            job.spilled.append(name)
-            job.tables, job.held_bytes = [], 0
+        self._append_when_due()
 
     def finish(self, job: _FileJob) -> None:
         if job.error is not None:
             self.report.reject(job.path, job.error)
-            for name in job.spilled:
+            for name, _ in job.spills:
                 os.unlink(name)
             return
-        for line, reason in job.rejected_records:
+        for line, reason in sorted(job.rejected_records):
             self.report.reject(job.path, f"line {line}: {reason}")
-        self.appender.add(job.tables)
-        if job.spilled:
-            self.appender.add_spilled(job.spilled)
-        job.tables = []
+        self.ready.extend(job.spills)
+        self.ready_rows += sum(rows for _, rows in job.spills)
+
+    def _append_when_due(self, final: bool = False) -> None:
+        """One append at a time, of about APPEND_ROWS rows (whatever is left when final)."""
+        while self.ready and (self.append is None or self.append.done()):
+            if self.append is not None:
+                self.report.add(self.append.result())
+                self.append = None
+            if self.ready_rows < APPEND_ROWS and not final:
+                return
+            batch, rows = [], 0
+            while self.ready and (rows < APPEND_ROWS or not batch):
+                name, n = self.ready.pop(0)
+                batch.append(name)
+                rows += n
+            self.ready_rows -= rows
+            self.append = self.executor.submit(append_spilled, self.store.path, batch)
+            if isinstance(self.executor, _InlineExecutor):
+                continue
+            return
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-        if self.local is not None:
-            self.local.con.close()
-
-
-def _done(pending: Future[UnitResult] | UnitResult) -> bool:
-    return not isinstance(pending, Future) or pending.done()
+        if isinstance(self.executor, ProcessPoolExecutor):
+            self.executor.shutdown(cancel_futures=True)
 
 
 # -- public API ----------------------------------------------------------------------------
@@ -317,10 +330,9 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike[str]], config: 
     total = sum(sizes)
     if workers is None:
         workers = default_workers() if total >= POOL_MIN_BYTES else 1
-    appender = _Appender(store, report)
     done_before = 0
     with tempfile.TemporaryDirectory(prefix="stepscope-ingest-") as spill_dir:
-        runner = _Runner(config, workers if len(files) and total else 1, report, appender, spill_dir)
+        runner = _Runner(store, config, workers, report, spill_dir)
         try:
             for path, size in zip(files, sizes, strict=True):
                 report.files += 1
@@ -342,14 +354,10 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike[str]], config: 
                 if progress is not None:
                     progress(done_before, total)
             runner.settle(wait=True)
-            appender.flush()
         finally:
             runner.close()
     report.seconds = time.perf_counter() - started
     return report
-
-
-_request_decoders = threading.local()
 
 
 def ingest_request(store: Store, body: bytes, content_type: str, config: Config, source: str,
@@ -362,19 +370,12 @@ def ingest_request(store: Store, body: bytes, content_type: str, config: Config,
     started = time.perf_counter()
     report = IngestReport(files=1)
     try:
-        unit = request_unit(body, content_type, source, batch)
-    except FormatError as exc:
+        steps, _ = normalised_steps(request_unit(body, content_type, source, batch), config)
+    except (FormatError, OtlpError) as exc:
         report.reject(source, str(exc))
     else:
-        decoder = getattr(_request_decoders, "decoder", None)
-        if decoder is None or decoder.config is not config:
-            decoder = _request_decoders.decoder = _Decoder(config)
-        result = decoder.process(unit)
-        if result.error is not None:
-            report.reject(source, result.error)
-        elif result.steps is not None:
-            stored = store.append_steps(result.steps)
-            report.spans_stored, report.duplicates = stored.stored, stored.duplicates
+        if steps is not None:
+            report.add(store.append_steps(steps))
     report.seconds = time.perf_counter() - started
     return report
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 
 import pytest
 import stepscope.ingest.formats as formats
@@ -147,9 +148,11 @@ def test_bad_json_lines_are_rejected_alone_and_the_other_lines_kept(tmp_path):
 
 
 def test_nothing_of_a_large_rejected_file_is_written(tmp_path, monkeypatch):
-    """The bad span comes last, after many units were decoded and some spilled to disk."""
+    """The bad span comes last, after many units of the file were decoded and set aside."""
     monkeypatch.setattr(formats, "UNIT_BYTES", 8_000)
-    monkeypatch.setattr(pipeline, "SPILL_BYTES", 20_000)
+    monkeypatch.setattr(pipeline, "APPEND_ROWS", 50)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     traces = [agent_trace(n) for n in range(10, 60)]
     bad_tail = resource_spans([span("last", trace=b"\x07" * 15, span=1)])
     big_bad = to_protobuf(request_of(*(resource_spans(t) for t in traces), bad_tail))
@@ -163,6 +166,8 @@ def test_nothing_of_a_large_rejected_file_is_written(tmp_path, monkeypatch):
     stored = rows(store, "trace_id")
     assert (len(stored), len(set(stored)), min(stored)) == (120, 40, (hex_trace(60),))
     assert list((tmp_path / "db").rglob("*.tmp")) == []
+    assert len(store.segment_files()) == 3
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_a_json_document_too_large_to_parse_whole_is_refused_with_advice(tmp_path, monkeypatch):

@@ -23,12 +23,12 @@ def test_same_file_twice_stores_once(tmp_path):
     store = Store.open(tmp_path / "db", create=True)
     first = ingest(store, path)
     before = rows(store, COLUMNS)
-    manifest = store.manifest()["segments"]
+    segments = store.segment_files()
     second = ingest(store, path)
     assert (first.spans_stored, first.duplicates) == (6, 0)
     assert (second.spans_stored, second.duplicates, second.rejected) == (0, 6, [])
     assert rows(store, COLUMNS) == before
-    assert store.manifest()["segments"] == manifest
+    assert store.segment_files() == segments
 
 
 def test_same_spans_inside_other_files_and_encodings_are_duplicates(tmp_path):
