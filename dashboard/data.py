@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -181,3 +181,30 @@ def release_marker_lines(source: Source, filters: Filters) -> pl.DataFrame:
                                      pl.col("service_version")], separator=" ").alias("label"))
         .select("time", "label").sort("time")
     )
+
+
+class Frames(Mapping[str, pl.DataFrame]):
+    """A page's frames, each computed (through the cache) when first read.
+
+    Pages read them in the order they draw, so the top of a page appears while the
+    queries for the rest still run; `compute_all` is what cache warming calls.
+    """
+
+    def __init__(self, thunks: dict[str, Callable[[], pl.DataFrame]]):
+        self._thunks = thunks
+        self._frames: dict[str, pl.DataFrame] = {}
+
+    def __getitem__(self, key: str) -> pl.DataFrame:
+        if key not in self._frames:
+            self._frames[key] = self._thunks[key]()
+        return self._frames[key]
+
+    def __iter__(self):
+        return iter(self._thunks)
+
+    def __len__(self) -> int:
+        return len(self._thunks)
+
+    def compute_all(self) -> None:
+        for key in self._thunks:
+            self[key]

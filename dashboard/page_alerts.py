@@ -13,7 +13,7 @@ import polars as pl
 import streamlit as st
 
 from stepscope.alerts.status import alerts_frame, transitions_frame
-from stepscope.dashboard import charts, components, periods
+from stepscope.dashboard import charts, components, data, periods
 from stepscope.dashboard.components import fmt_int, traces_url, window_range
 from stepscope.dashboard.context import page_context
 
@@ -41,11 +41,12 @@ def runs_url(ctx, scope: str, since, until) -> str:
     return traces_url(filters)
 
 
-def load(ctx) -> dict[str, pl.DataFrame]:
-    return {
-        "alerts": alerts_frame(ctx.settings.db, now=ctx.now, recent=RECENT),
-        "history": transitions_frame(ctx.settings.db, since=ctx.window.start, until=ctx.window.end),
-    }
+def load(ctx) -> data.Frames:
+    return data.Frames({
+        "alerts": lambda: alerts_frame(ctx.settings.db, now=ctx.now, recent=RECENT),
+        "history": lambda: transitions_frame(ctx.settings.db, since=ctx.window.start,
+                                             until=ctx.window.end),
+    })
 
 
 def firing_intervals(history: pl.DataFrame, until) -> pl.DataFrame:

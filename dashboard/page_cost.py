@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -54,25 +55,26 @@ def model_totals(by_model: pl.DataFrame) -> pl.DataFrame:
                    .otherwise(pl.col("price_sources")).alias("price_sources"))
 
 
-def load(ctx, split: str = "model") -> dict[str, pl.DataFrame]:
+def load(ctx, split: str = "model") -> data.Frames:
     """Every frame the page shows for the selected filters and spend split."""
     filters = ctx.analytics_filters
-    by_model = spend_by(ctx, "model")
+    by_model = functools.cache(lambda: spend_by(ctx, "model"))
     month_start, month_end = month_window(ctx.now - timedelta(microseconds=1))
     month = Filters(since=month_start, until=min(ctx.now, month_end))
-    return {
-        "total": data.call(ctx.source, "kpis", filters, by=()),
-        "previous": data.call(ctx.source, "kpis", ctx.shifted(-ctx.window.duration), by=()),
-        "models": model_totals(by_model),
-        "spend": by_model if split == "model" else spend_by(ctx, split),
-        "series": data.call(ctx.source, "kpi_series", filters, bucket=periods.bucket_for(ctx.window),
-                            by=("workflow",)),
-        "by_workflow": data.call(ctx.source, "kpis", filters, by=("workflow",)),
-        "markers": data.release_marker_lines(ctx.source, filters),
-        "top": data.call(ctx.source, "top_cost_traces", filters, limit=10),
-        "month_daily": data.call(ctx.source, "kpi_series", month, bucket="day", by=()),
-        "month_by_workflow": data.call(ctx.source, "kpis", month, by=("workflow",)),
-    }
+    return data.Frames({
+        "total": lambda: data.call(ctx.source, "kpis", filters, by=()),
+        "previous": lambda: data.call(ctx.source, "kpis", ctx.shifted(-ctx.window.duration),
+                                      by=()),
+        "models": lambda: model_totals(by_model()),
+        "spend": lambda: by_model() if split == "model" else spend_by(ctx, split),
+        "series": lambda: data.call(ctx.source, "kpi_series", filters,
+                                    bucket=periods.bucket_for(ctx.window), by=("workflow",)),
+        "by_workflow": lambda: data.call(ctx.source, "kpis", filters, by=("workflow",)),
+        "markers": lambda: data.release_marker_lines(ctx.source, filters),
+        "top": lambda: data.call(ctx.source, "top_cost_traces", filters, limit=10),
+        "month_daily": lambda: data.call(ctx.source, "kpi_series", month, bucket="day", by=()),
+        "month_by_workflow": lambda: data.call(ctx.source, "kpis", month, by=("workflow",)),
+    })
 
 
 def month_window(now: datetime) -> tuple[datetime, datetime]:

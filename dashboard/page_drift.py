@@ -164,14 +164,16 @@ def _finding(ctx, row: dict, index: int, sides: tuple[Side, Side]) -> None:
             _evidence(ctx, row, sides, key=f"drift_evidence_{index}")
 
 
-def load(ctx, baseline: Side | None = None, current: Side | None = None) -> dict[str, pl.DataFrame]:
+def load(ctx, baseline: Side | None = None, current: Side | None = None) -> data.Frames:
     """The findings between two sides (default: the last 24 hours vs the 7 days before),
     narrowed by the sidebar's filters other than time."""
     if baseline is None or current is None:
         baseline, current = resolve_sides(None, None, ctx.now)
     filters = ctx.analytics_filters.with_window(None, None)
-    return {"findings": data.call(ctx.source, "drift_findings", baseline, current, filters=filters,
-                                  now=ctx.now)}
+    return data.Frames({
+        "findings": lambda: data.call(ctx.source, "drift_findings", baseline, current,
+                                      filters=filters, now=ctx.now),
+    })
 
 
 def main() -> None:

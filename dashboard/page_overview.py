@@ -128,20 +128,20 @@ def _workflow_table(ctx, current: pl.DataFrame, previous: pl.DataFrame, series: 
                "red is bad, whichever the direction. Rates change in percentage points.")
 
 
-def load(ctx) -> dict[str, pl.DataFrame]:
+def load(ctx) -> data.Frames:
     """Every frame the page shows, for the selected filters (cached by `data.call`)."""
     filters = ctx.analytics_filters
     previous = ctx.shifted(-ctx.window.duration)
     bucket = periods.bucket_for(ctx.window)
-    return {
-        "current_all": data.call(ctx.source, "kpis", filters, by=()),
-        "previous_all": data.call(ctx.source, "kpis", previous, by=()),
-        "overall_series": data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=()),
-        "by_workflow": data.call(ctx.source, "kpis", filters, by=("workflow",)),
-        "previous_by_workflow": data.call(ctx.source, "kpis", previous, by=("workflow",)),
-        "series": data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=("workflow",)),
-        "markers": data.release_marker_lines(ctx.source, filters),
-    }
+    return data.Frames({
+        "current_all": lambda: data.call(ctx.source, "kpis", filters, by=()),
+        "previous_all": lambda: data.call(ctx.source, "kpis", previous, by=()),
+        "overall_series": lambda: data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=()),
+        "by_workflow": lambda: data.call(ctx.source, "kpis", filters, by=("workflow",)),
+        "previous_by_workflow": lambda: data.call(ctx.source, "kpis", previous, by=("workflow",)),
+        "series": lambda: data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=("workflow",)),
+        "markers": lambda: data.release_marker_lines(ctx.source, filters),
+    })
 
 
 def main() -> None:

@@ -174,26 +174,26 @@ def recent_filters(ctx) -> tuple[Filters, Filters]:
             data.to_analytics_filters(base, now - RECENT - RECENT_BASELINE, now - RECENT))
 
 
-def load(ctx) -> dict[str, pl.DataFrame]:
+def load(ctx) -> data.Frames:
     """Every frame the page shows for the selected filters (cached by `data.call`)."""
     filters = ctx.analytics_filters
     bucket = periods.bucket_for(ctx.window)
     recent, before = recent_filters(ctx)
-    return {
-        "total": data.call(ctx.source, "kpis", filters, by=()),
-        "previous": data.call(ctx.source, "kpis", ctx.shifted(-ctx.window.duration), by=()),
-        "series": data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=("workflow",)),
-        "overall": data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=()),
-        "markers": data.release_marker_lines(ctx.source, filters),
-        "clusters": data.call(ctx.source, "failure_clusters", filters, now=ctx.now),
-        "tools": data.call(ctx.source, "step_kpis", filters, by=("tool",)),
-        "recent": data.call(ctx.source, "kpis", recent, by=("workflow",)),
-        "recent_baseline": data.call(ctx.source, "kpis", before, by=("workflow",)),
-        "recent_clusters": data.call(
+    return data.Frames({
+        "total": lambda: data.call(ctx.source, "kpis", filters, by=()),
+        "previous": lambda: data.call(ctx.source, "kpis", ctx.shifted(-ctx.window.duration), by=()),
+        "series": lambda: data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=("workflow",)),
+        "overall": lambda: data.call(ctx.source, "kpi_series", filters, bucket=bucket, by=()),
+        "markers": lambda: data.release_marker_lines(ctx.source, filters),
+        "clusters": lambda: data.call(ctx.source, "failure_clusters", filters, now=ctx.now),
+        "tools": lambda: data.call(ctx.source, "step_kpis", filters, by=("tool",)),
+        "recent": lambda: data.call(ctx.source, "kpis", recent, by=("workflow",)),
+        "recent_baseline": lambda: data.call(ctx.source, "kpis", before, by=("workflow",)),
+        "recent_clusters": lambda: data.call(
             ctx.source, "failure_clusters", recent, now=ctx.now,
             baseline=periods.window_before(ctx.now - RECENT, RECENT_BASELINE)),
-        "recent_releases": data.release_marker_lines(ctx.source, recent),
-    }
+        "recent_releases": lambda: data.release_marker_lines(ctx.source, recent),
+    })
 
 
 def _recent(ctx, frames: dict[str, pl.DataFrame]) -> None:

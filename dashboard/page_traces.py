@@ -109,14 +109,16 @@ def load(ctx, chosen: dict[str, Any] | None = None, session: str | None = None,
         filters = filters.with_window(None, None)
         if user:
             filters = replace(filters, users=(user,))
-    return {"found": data.call(
-        ctx.source, "find_traces", filters,
-        outcome=chosen["outcome"], with_errors=ERRORS[chosen["errors"] or "any"],
-        min_cost_usd=float(chosen["min_cost"]) if chosen["min_cost"] else None,
-        min_latency_ms=float(chosen["min_latency"]) * 1000 if chosen["min_latency"] else None,
-        session_id=session, trace_id_prefix=chosen["q"],
-        order="oldest" if (session or user) else (chosen["order"] or "recent"), limit=LIMIT,
-    )}
+    return data.Frames({
+        "found": lambda: data.call(
+            ctx.source, "find_traces", filters,
+            outcome=chosen["outcome"], with_errors=ERRORS[chosen["errors"] or "any"],
+            min_cost_usd=float(chosen["min_cost"]) if chosen["min_cost"] else None,
+            min_latency_ms=float(chosen["min_latency"]) * 1000 if chosen["min_latency"] else None,
+            session_id=session, trace_id_prefix=chosen["q"],
+            order="oldest" if (session or user) else (chosen["order"] or "recent"), limit=LIMIT,
+        ),
+    })
 
 
 def _results(ctx, found: pl.DataFrame) -> str | None:

@@ -42,7 +42,7 @@ def warm_default_views(context: PageContext) -> None:
 
     for page in (page_overview, page_cost, page_reliability, page_traces, page_drift):
         try:
-            page.load(context)
+            page.load(context).compute_all()
         except Exception:  # a failing page must show its own error, not break the others
             _LOG.exception("warming %s failed", page.__name__)
 
