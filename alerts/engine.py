@@ -45,8 +45,10 @@ from stepscope.timeparse import iso_utc, parse_instant, utc_now
 
 log = logging.getLogger("stepscope.alerts")
 
-#: Resolved alerts stay in the current-alerts table this long (history keeps them forever).
+#: Resolved alerts stay in the current-alerts table this long (the history keeps them) ...
 KEEP_RESOLVED = timedelta(days=7)
+#: ... and the history, delivered notifications and delivery attempts this long.
+KEEP_HISTORY = timedelta(days=90)
 
 
 @dataclass
@@ -162,8 +164,18 @@ class AlertEngine:
             out.alerts.extend(a for a in existing.values() if a.rule not in evaluated)
             db.execute("DELETE FROM alerts WHERE state = ? AND resolved_at < ?",
                        (RESOLVED, db_time(at - KEEP_RESOLVED)))
+            self._prune_history(db, at)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('last_evaluated_at', ?)", (db_time(at),))
         out.alerts.sort(key=lambda a: (a.rule, sorted(a.scope.items())))
+
+    @staticmethod
+    def _prune_history(db, at: datetime) -> None:
+        """Keep the state database small: drop history older than KEEP_HISTORY."""
+        cutoff = db_time(at - KEEP_HISTORY)
+        db.execute("DELETE FROM transitions WHERE at < ?", (cutoff,))
+        db.execute("DELETE FROM delivery_attempts WHERE at < ?", (cutoff,))
+        db.execute("DELETE FROM notifications WHERE created_at < ? AND status <> 'queued'"
+                   " AND status <> 'failed'", (cutoff,))
 
     def _notify(self, db, rule: Rule, previous: Alert | None, new: Alert, at: datetime,
                 active_silences, out: RoundResult) -> Alert:
