@@ -12,9 +12,10 @@ protobuf files (one `ExportTraceServiceRequest` per file, batches of 512 spans p
 resource as an SDK's batch processor sends them), then `ingest_paths` loads them into a
 fresh store, end to end, with `[privacy] content` set to each mode asked for.
 
-Each ingest runs in a child process, and reports spans/s and peak memory: the combined
-proportional resident memory (Pss) of that process and its workers, summed and sampled
-every 50 ms from /proc, and the largest single-process peak (VmHWM / ru_maxrss).
+Each ingest runs in a child process, and reports spans/s, the CPU time all its processes
+used (so that a run on a busy machine can still be judged: spans per CPU-second), and
+peak memory: the proportional resident memory (Pss) of that process and its workers,
+summed and sampled every 50 ms from /proc, and the largest single-process peak (VmHWM).
 """
 
 from __future__ import annotations
@@ -265,13 +266,7 @@ def _by_scope(batch: list[tuple[str, bytes]]) -> list[tuple[str, list[bytes]]]:
 # -- measuring one ingest -----------------------------------------------------------------------
 
 
-def _tree_memory(pid: int) -> tuple[int, int]:
-    """(sum of Pss, largest VmHWM) over a process and all its descendants, from /proc.
-
-    Pss (proportional set size) shares each page among the processes mapping it, so the
-    sum is the memory the ingest really holds: workers forked from one server share the
-    pages of the libraries they imported, which a sum of VmRSS would count once per worker.
-    """
+def _descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -281,23 +276,65 @@ def _tree_memory(pid: int) -> tuple[int, int]:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry))
-    rss = hwm = 0
-    stack = [pid]
+    found, stack = [], list(children.get(pid, []))
     while stack:
         current = stack.pop()
-        try:
-            with open(f"/proc/{current}/smaps_rollup") as handle:
-                for line in handle:
-                    if line.startswith("Pss:"):
-                        rss += int(line.split()[1]) * 1024
-            with open(f"/proc/{current}/status") as handle:
-                for line in handle:
-                    if line.startswith("VmHWM:"):
-                        hwm = max(hwm, int(line.split()[1]) * 1024)
-        except OSError:
-            pass
+        found.append(current)
         stack.extend(children.get(current, []))
-    return rss, hwm
+    return found
+
+
+def _process_figures(pid: int) -> tuple[int, int, float]:
+    """(Pss bytes, VmHWM bytes, CPU seconds so far) of one process, from /proc.
+
+    Pss (proportional set size) shares each page among the processes mapping it, so a
+    sum over processes is the memory the ingest really holds: workers forked from one
+    server share the pages of the libraries they imported, which a sum of VmRSS would
+    count once per worker.
+    """
+    pss = hwm = 0
+    with open(f"/proc/{pid}/smaps_rollup") as handle:
+        for line in handle:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1]) * 1024
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) * 1024
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return pss, hwm, cpu
+
+
+class Sampler(threading.Thread):
+    """Samples the memory and CPU time of this process's descendants every 50 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.peak_pss = self.peak_hwm = 0
+        self.cpu: dict[int, float] = {}
+
+    def run(self) -> None:
+        me = os.getpid()
+        rounds = 0
+        while not self.stop.is_set():
+            if rounds % 20 == 0:  # walking all of /proc costs more than sampling
+                processes = [me, *_descendants(me)]
+            rounds += 1
+            total = 0
+            for pid in processes:
+                try:
+                    pss, hwm, cpu = _process_figures(pid)
+                except (OSError, IndexError, ValueError):
+                    continue
+                total += pss
+                self.peak_hwm = max(self.peak_hwm, hwm)
+                if pid != me:
+                    self.cpu[pid] = cpu
+            self.peak_pss = max(self.peak_pss, total)
+            time.sleep(0.05)
 
 
 def run_one(directory: str, db: str, privacy: str, workers: int | None) -> dict:
@@ -309,23 +346,15 @@ def run_one(directory: str, db: str, privacy: str, workers: int | None) -> dict:
     from stepscope.config import config_from_dict
     from stepscope.store import Store
 
-    peak = [0, 0]
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            rss, hwm = _tree_memory(os.getpid())
-            peak[0], peak[1] = max(peak[0], rss), max(peak[1], hwm)
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = Sampler()
     sampler.start()
     config = config_from_dict({"privacy": {"content": privacy}})
     store = Store.open(db, create=True)
     report = ingest_paths(store, [directory], config, workers=workers)
-    stop.set()
+    sampler.stop.set()
     sampler.join()
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime + sum(sampler.cpu.values())
     return {
         "privacy": privacy,
         "files": report.files,
@@ -334,8 +363,11 @@ def run_one(directory: str, db: str, privacy: str, workers: int | None) -> dict:
         "rejected": len(report.rejected),
         "seconds": round(report.seconds, 2),
         "spans_per_second": round(report.spans_per_second),
-        "peak_pss_combined_mib": round(peak[0] / 2**20),
-        "peak_rss_largest_process_mib": round(max(own, peak[1]) / 2**20),
+        "cpu_seconds": round(cpu, 1),
+        "spans_per_cpu_second": round(report.spans_read / cpu) if cpu else None,
+        "peak_pss_combined_mib": round(sampler.peak_pss / 2**20),
+        "peak_rss_largest_process_mib": round(max(usage.ru_maxrss * 1024, sampler.peak_hwm) / 2**20),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "stored_rows": store.row_count(),
     }
 
@@ -369,7 +401,8 @@ def main() -> None:
             result = json.loads(out.strip().splitlines()[-1])
             results.append(result)
             print(f"privacy={mode:6s} {result['spans_stored']:>9,} spans in {result['seconds']:6.1f}s "
-                  f"= {result['spans_per_second']:>7,} spans/s; peak memory "
+                  f"= {result['spans_per_second']:>7,} spans/s ({result['spans_per_cpu_second']:,} per "
+                  f"CPU-second, load {result['load_average_1m']}); peak memory "
                   f"{result['peak_pss_combined_mib']} MiB combined, "
                   f"{result['peak_rss_largest_process_mib']} MiB largest process", flush=True)
         print(json.dumps(results, indent=1))

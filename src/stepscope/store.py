@@ -170,7 +170,7 @@ class Store:
                 return old
             manifest = self.manifest()
             known = {c.name for c in columns_at(old)}
-            con = duckdb.connect()
+            con = _connect()
             new_segments = []
             for seg in manifest["segments"]:
                 select = ", ".join(
@@ -230,7 +230,7 @@ class Store:
                compact: bool = True) -> AppendResult:
         """Store new rows of a dataset (`stepscope.schema.DATASETS`), skipping stored keys."""
         spec = DATASETS[dataset]
-        con = duckdb.connect()
+        con = _connect()
         try:
             con.execute(create_table_sql("batch", spec.columns))
             con.register("incoming", rows)
@@ -287,7 +287,7 @@ class Store:
             self._sweep_retired(manifest)
             return 0
         time_column = DATASETS[dataset].time_column
-        con = duckdb.connect()
+        con = _connect()
         try:
             files = [str(self.path / s["file"]) for s in small]
             rel = self._new_segment_name(dataset)
@@ -310,7 +310,7 @@ class Store:
             files = self._segment_paths(manifest)
             if not files:
                 return 0
-            con = duckdb.connect()
+            con = _connect()
             try:
                 src = f"read_parquet({_sql_list(files)})"
                 con.execute(
@@ -439,7 +439,7 @@ class ReadConnection:
 
     def __init__(self, store: Store):
         self.store = store
-        self.con = duckdb.connect()
+        self.con = _connect()
         self._generation: int | None = None
         self.refresh()
 
@@ -483,6 +483,17 @@ def _segments_of(manifest: dict[str, Any], dataset: str) -> list[dict[str, Any]]
     if dataset == "steps":
         return list(manifest.get("segments", []))
     return list(manifest.get("datasets", {}).get(dataset, []))
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    """A scratch DuckDB connection that never draws DuckDB's progress bar.
+
+    DuckDB prints the bar on stdout for any query slower than two seconds, which would
+    corrupt the JSON or CSV that commands such as `stepscope ingest` print there.
+    """
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _sql_path(path: str | os.PathLike[str]) -> str:
