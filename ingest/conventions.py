@@ -276,7 +276,8 @@ CONTENT_KEYS = (
     r"^gen_ai\.tool\.definitions$",
     r"^(input|output)\.value$", r"^llm\.(input|output)_messages\..*",
     r"^llm\.(prompts|choices)\..*", r"^llm\.prompt_template\.(template|variables)$",
-    r"^retrieval\.documents\..*\.document\.content$", r"^embedding\.embeddings\..*\.text$",
+    r"^retrieval\.documents\..*\.document\.content$",
+    r"^embedding\.embeddings\..*\.(text|vector)$",
     r"^ai\.prompt(\..*)?$", r"^ai\.response\.(text|object|toolCalls|reasoning)$",
     r"^ai\.toolCall\.(args|result)$", r"^ai\.values$", r"^ai\.value$",
     r"^traceloop\.entity\.(input|output)$",
@@ -291,6 +292,7 @@ GENERIC_KEYS = (
     r"^gen_ai\.request\.", r"^gen_ai\.response\.id$", r"^gen_ai\.output\.type$",
     r"^gen_ai\.(tool\.(type|description)|agent\.(id|description|version)|data_source\.id)$",
     r"^gen_ai\.usage\.total_tokens$", r"^llm\.token_count\.total$", r"^llm\.usage\.total_tokens$",
+    r"^gen_ai\.(is_streaming|headers|embeddings\.dimension\.count|openai\..*)$",
     r"^ai\.usage\.totalTokens$", r"^llm\.is_streaming$", r"^llm\.headers$",
     r"^(server|client|network|net|http|url|user_agent|rpc|db|messaging|thread|code|process"
     r"|exception|otel|telemetry|logfire|openai|openinference\.instrumentation)\.",

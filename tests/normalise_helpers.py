@@ -33,9 +33,13 @@ def decode(payload: bytes, kind: str = "proto", source: str = "test.pb") -> pa.T
     return raw
 
 
+def normalise_raw(raw: pa.Table, cfg: Config | None = None) -> pa.Table:
+    return normalise(duckdb.connect(), raw, cfg or Config())
+
+
 def steps_table(req: ExportTraceServiceRequest | bytes, cfg: Config | None = None) -> pa.Table:
     payload = req if isinstance(req, bytes) else to_protobuf(req)
-    return normalise(duckdb.connect(), decode(payload), cfg or Config())
+    return normalise_raw(decode(payload), cfg)
 
 
 def steps(spans: Iterable[Span], cfg: Config | None = None,

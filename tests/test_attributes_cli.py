@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from normalise_helpers import steps_table
+from normalise_helpers import decode, normalise_raw, steps_table
 from otlp_builders import SPAN_KIND_CLIENT, request, span
 
 from stepscope.cli import cli
@@ -87,3 +88,14 @@ def test_missing_store_is_a_usage_error(tmp_path):
     result = CliRunner().invoke(cli, ["attributes", "--db", str(tmp_path / "none")])
     assert result.exit_code == 2
     assert "no store here yet" in result.output
+
+
+def test_real_instrumentation_payloads_leave_only_audio_token_counts_unmapped(tmp_path):
+    store = Store.open(tmp_path / "real", create=True)
+    for path in sorted((Path(__file__).parent / "fixtures" / "instrumentation").glob("*.traces.pb")):
+        store.append_steps(normalise_raw(decode(path.read_bytes(), source=path.name)))
+    rows = json.loads(run("attributes", "--unmapped", "--db", str(tmp_path / "real"),
+                          "--format", "json"))
+    assert [(r["key"], r["spans"]) for r in rows] == [
+        ("llm.token_count.completion_details.audio", 3),
+        ("llm.token_count.prompt_details.audio", 3)]
