@@ -21,10 +21,9 @@ import pytest
 import yaml
 from stepscope.alerts.replay import replay, replay_instants
 from stepscope.alerts.rules import default_rules_path, rules_from_dict
-from stepscope.ingest.pipeline import ingest_paths
-from stepscope.sample_traces import bundled_sample_dir, bundled_traces_dir
+from stepscope.sample_traces import bundled_sample_dir
 
-from stepscope.config import Config, config_from_dict
+from stepscope.config import config_from_dict
 from stepscope.store import Store
 from stepscope.timeparse import parse_instant
 
@@ -60,11 +59,9 @@ def sample_rules():
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory) -> Store:
-    store = Store.open(tmp_path_factory.mktemp("alerts-sample") / "db", create=True)
-    report = ingest_paths(store, [bundled_traces_dir()], Config())
-    assert report.rejected == []
-    return store
+def store(sample_store: Store) -> Store:
+    """The session's sample store; the replay keeps its alert state in memory."""
+    return sample_store
 
 
 @pytest.fixture(scope="module")

@@ -45,11 +45,6 @@ def _ingest(path, files) -> Store:
 
 
 @pytest.fixture(scope="session")
-def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    return _ingest(tmp_path_factory.mktemp("sample") / "db", [bundled_traces_dir()])
-
-
-@pytest.fixture(scope="session")
 def reversed_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     files = list(iter_input_files([bundled_traces_dir()]))
     assert len(files) > 10

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from stepscope.ingest.pipeline import ingest_paths
+from stepscope.ingest.pipeline import IngestReport
 from stepscope.ingest.unmapped import attribute_keys
 from stepscope.sample_traces import bundled_sample_dir, bundled_traces_dir
 
@@ -15,9 +15,8 @@ from stepscope.store import Store
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    store = Store.open(tmp_path_factory.mktemp("sample") / "store", create=True)
-    report = ingest_paths(store, [bundled_traces_dir()], Config())
+def store(sample_ingest: tuple[Store, IngestReport]) -> Store:
+    store, report = sample_ingest
     assert report.rejected == []
     truth = json.loads((bundled_sample_dir() / "ground_truth.json").read_text())
     assert report.spans_stored == truth["data"]["spans"]

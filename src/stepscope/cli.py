@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "analytics_cmds",
     "clusters_cmds",
     "dashboard_cmds",
+    "demo_cmds",
     "serve_cmds",
     "alerts_cmds",
 )
