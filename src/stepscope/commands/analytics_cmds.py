@@ -88,8 +88,8 @@ def _usage(flag: str) -> Callable[[FilterError], click.BadParameter]:
 @filter_options
 @click.option("--by", "by", multiple=True, default=("workflow",), show_default=True,
               help="Group keys, comma-separated or repeated: "
-                   f"{', '.join(KPI_GROUP_KEYS)} (with --steps: model or tool, plus "
-                   "workflow, provider, service_version, day).")
+                   f"{', '.join(KPI_GROUP_KEYS)}; 'none' for one row (with --steps: model or "
+                   "tool, plus workflow, provider, service_version, day).")
 @click.option("--steps", is_flag=True,
               help="Step-level figures per model or tool instead of run KPIs.")
 @now_option
@@ -109,7 +109,7 @@ def kpis_command(db: str, config_path: str | None, since: str | None, until: str
     now = resolve_now(now_text)
     filters = _filters(now, since, until, workflows=workflows, environments=environments,
                        service_versions=service_versions, models=models, tenants=tenants)
-    keys = _split(by)
+    keys = tuple(k for k in _split(by) if k != "none")
     if steps and keys == ("workflow",):
         keys = ("model",)
     allowed = tuple(STEP_GROUP_EXPR) if steps else KPI_GROUP_KEYS
