@@ -183,18 +183,18 @@ def release_marker_lines(source: Source, filters: Filters) -> pl.DataFrame:
     )
 
 
-class Frames(Mapping[str, pl.DataFrame]):
-    """A page's frames, each computed (through the cache) when first read.
+class Frames(Mapping[str, Any]):
+    """A page's frames (or small collections of them), each computed when first read.
 
     Pages read them in the order they draw, so the top of a page appears while the
     queries for the rest still run; `compute_all` is what cache warming calls.
     """
 
-    def __init__(self, thunks: dict[str, Callable[[], pl.DataFrame]]):
+    def __init__(self, thunks: dict[str, Callable[[], Any]]):
         self._thunks = thunks
-        self._frames: dict[str, pl.DataFrame] = {}
+        self._frames: dict[str, Any] = {}
 
-    def __getitem__(self, key: str) -> pl.DataFrame:
+    def __getitem__(self, key: str) -> Any:
         if key not in self._frames:
             self._frames[key] = self._thunks[key]()
         return self._frames[key]
@@ -205,6 +205,9 @@ class Frames(Mapping[str, pl.DataFrame]):
     def __len__(self) -> int:
         return len(self._thunks)
 
-    def compute_all(self) -> None:
+    def compute_all(self, stop: threading.Event | None = None) -> None:
+        """Compute every frame, or stop between two of them once `stop` is set."""
         for key in self._thunks:
+            if stop is not None and stop.is_set():
+                return
             self[key]

@@ -7,6 +7,7 @@ reproduced on the command line.
 
 from __future__ import annotations
 
+import functools
 import html
 
 import polars as pl
@@ -86,9 +87,21 @@ def side_text(side: Side) -> str:
 
 
 UNIT_AXIS = {"ms": "milliseconds", "usd": "USD", "tokens": "tokens", "": ""}
+#: Histograms take a query each on a large store: the first findings get them, the rest
+#: show their summaries (median, mean, p95) side by side.
+HISTOGRAMS_SHOWN = 6
 
 
-def _evidence(ctx, row: dict, sides: tuple[Side, Side], key: str) -> None:
+def distribution_keys(findings: pl.DataFrame) -> list[tuple[str, str, str | None]]:
+    """(metric, workflow, model) of the first findings whose samples are drawn as histograms."""
+    keys = []
+    for row in findings.select("metric", "workflow", "model").to_dicts():
+        if row["metric"] in DISTRIBUTION_METRICS and row["workflow"]:
+            keys.append((row["metric"], row["workflow"], row["model"]))
+    return keys[:HISTOGRAMS_SHOWN]
+
+
+def _evidence(ctx, row: dict, bins: pl.DataFrame | None, key: str) -> None:
     """Baseline and current side by side: histograms of a continuous metric, shares of a
     mix, or the two rates."""
     title, unit = METRIC_TITLES.get(row["metric"], (row["metric"], ""))
@@ -103,21 +116,15 @@ def _evidence(ctx, row: dict, sides: tuple[Side, Side], key: str) -> None:
     elif unit == "rate":
         fig = charts.category_pair([title], [base["rate"] or 0.0], [current["rate"] or 0.0],
                                    title=f"{title} (n = {base['n']:,} vs {current['n']:,})")
+    elif bins is None or bins.is_empty():
+        stats = ["median", "mean", "p95"]
+        fig = charts.category_pair(
+            stats, [base[s] for s in stats], [current[s] for s in stats], percent=False,
+            title=f"{title} (n = {base['n']:,} vs {current['n']:,})")
     else:
-        bins = pl.DataFrame()
-        if row["metric"] in DISTRIBUTION_METRICS and row["workflow"]:
-            bins = data.call(ctx.source, "drift_distribution", row["metric"], *sides,
-                             workflow=row["workflow"], model=row["model"],
-                             filters=ctx.analytics_filters.with_window(None, None))
-        if bins.is_empty():
-            stats = ["median", "mean", "p95"]
-            fig = charts.category_pair(
-                stats, [base[s] for s in stats], [current[s] for s in stats], percent=False,
-                title=f"{title} (n = {base['n']:,} vs {current['n']:,})")
-        else:
-            fig = charts.distribution_pair(
-                bins, unit=UNIT_AXIS.get(unit, ""),
-                title=f"{title}: distribution (n = {base['n']:,} vs {current['n']:,})")
+        fig = charts.distribution_pair(
+            bins, unit=UNIT_AXIS.get(unit, ""),
+            title=f"{title}: distribution (n = {base['n']:,} vs {current['n']:,})")
     components.plot(fig, key=key)
 
 
@@ -138,7 +145,8 @@ def _headline(row: dict) -> str:
             f"(×{row['effect_size']:.2f})")
 
 
-def _finding(ctx, row: dict, index: int, sides: tuple[Side, Side]) -> None:
+def _finding(ctx, row: dict, index: int, sides: tuple[Side, Side],
+             histograms: dict[tuple[str, str, str | None], pl.DataFrame]) -> None:
     current = sides[1]
     title, _ = METRIC_TITLES.get(row["metric"], (row["metric"], ""))
     scope = " · ".join(v for v in (row["workflow"], row["model"]) if v)
@@ -161,19 +169,28 @@ def _finding(ctx, row: dict, index: int, sides: tuple[Side, Side]) -> None:
             st.markdown(link("Current runs in the Trace explorer →", traces_url(scoped)),
                         unsafe_allow_html=True)
         with chart:
-            _evidence(ctx, row, sides, key=f"drift_evidence_{index}")
+            _evidence(ctx, row, histograms.get((row["metric"], row["workflow"], row["model"])),
+                      key=f"drift_evidence_{index}")
 
 
 def load(ctx, baseline: Side | None = None, current: Side | None = None) -> data.Frames:
     """The findings between two sides (default: the last 24 hours vs the 7 days before),
-    narrowed by the sidebar's filters other than time."""
+    narrowed by the sidebar's filters other than time, and the histograms drawn for them."""
     if baseline is None or current is None:
         baseline, current = resolve_sides(None, None, ctx.now)
     filters = ctx.analytics_filters.with_window(None, None)
-    return data.Frames({
-        "findings": lambda: data.call(ctx.source, "drift_findings", baseline, current,
-                                      filters=filters, now=ctx.now),
-    })
+    findings = functools.cache(lambda: data.call(ctx.source, "drift_findings", baseline, current,
+                                                 filters=filters, now=ctx.now))
+
+    def histograms() -> dict[tuple[str, str, str | None], pl.DataFrame]:
+        return {
+            (metric, workflow, model): data.call(
+                ctx.source, "drift_distribution", metric, baseline, current, workflow=workflow,
+                model=model, filters=filters)
+            for metric, workflow, model in distribution_keys(findings())
+        }
+
+    return data.Frames({"findings": findings, "histograms": histograms})
 
 
 def main() -> None:
@@ -188,7 +205,8 @@ def main() -> None:
     st.query_params["current"] = side_text(current)
     st.caption(f"Baseline: {_side_label(baseline)} · Current: {_side_label(current)} · "
                f"CLI: `stepscope drift --baseline {side_text(baseline)} --current {side_text(current)}`")
-    findings = load(ctx, baseline, current)["findings"]
+    frames = load(ctx, baseline, current)
+    findings = frames["findings"]
     if findings.is_empty():
         components.empty_state(
             "No drift",
@@ -202,7 +220,7 @@ def main() -> None:
     for col, severity in zip(cols, ("critical", "warning", "info"), strict=True):
         col.metric(severity.capitalize(), summary.get(severity, 0), border=True)
     for i, row in enumerate(findings.to_dicts()):
-        _finding(ctx, row, i, (baseline, current))
+        _finding(ctx, row, i, (baseline, current), frames["histograms"])
     _download(findings)
 
 

@@ -6,6 +6,10 @@ entries the pages read, so moving from the Overview to Cost, Reliability, Drift 
 Trace explorer is answered from memory instead of waiting for queries on a large store.
 It runs after the page the person asked for, and its queries queue behind theirs on the
 one analytics connection, so it never delays what is on screen.
+
+The thread is not a daemon: a daemon thread killed inside a DuckDB query at interpreter
+exit aborts the process. Instead, exit sets `STOP` and the thread ends after the query
+it is running.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from stepscope.dashboard.settings import DashboardSettings
 _LOG = logging.getLogger(__name__)
 _STARTED: set[tuple[Source, datetime]] = set()
 _GUARD = threading.Lock()
+STOP = threading.Event()
+# Called before the interpreter joins non-daemon threads (as concurrent.futures does).
+_register_atexit = getattr(threading, "_register_atexit", None)
+if _register_atexit is not None:
+    _register_atexit(STOP.set)
 
 
 def default_context(settings: DashboardSettings, store: StoreState, source: Source,
@@ -41,8 +50,10 @@ def warm_default_views(context: PageContext) -> None:
     )
 
     for page in (page_overview, page_cost, page_reliability, page_traces, page_drift):
+        if STOP.is_set():
+            return
         try:
-            page.load(context).compute_all()
+            page.load(context).compute_all(STOP)
         except Exception:  # a failing page must show its own error, not break the others
             _LOG.exception("warming %s failed", page.__name__)
 
@@ -57,7 +68,7 @@ def warm_in_background(settings: DashboardSettings, store: StoreState, source: S
         _STARTED.add(key)
     thread = threading.Thread(
         target=warm_default_views, args=(default_context(settings, store, source, now),),
-        name="stepscope-warm", daemon=True,
+        name="stepscope-warm", daemon=False,
     )
     try:
         from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
