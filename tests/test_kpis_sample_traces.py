@@ -16,7 +16,6 @@ from stepscope.analytics.compare import compare, parse_selection
 from stepscope.analytics.explore import cost_breakdown
 from stepscope.analytics.report import weekly_report
 from stepscope.analytics.report_render import render_markdown
-from stepscope.ingest.pipeline import ingest_paths
 from stepscope.sample_traces import bundled_sample_dir
 
 from stepscope.config import Config
@@ -43,11 +42,9 @@ def effect(incident: dict, metric: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def con(tmp_path_factory):
-    store = Store.open(tmp_path_factory.mktemp("sample") / "store", create=True)
-    report = ingest_paths(store, [SAMPLE / "traces"], Config())
-    assert not report.rejected
-    with store.connect() as connection:
+def con(sample_store: Store):
+    """The bundled sample, ingested once per session (tests/conftest.py)."""
+    with sample_store.connect() as connection:
         yield connection
 
 
