@@ -31,6 +31,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from stepscope.ingest import formats
 from stepscope.ingest.formats import FormatError, Unit, read_units, request_unit
 from stepscope.ingest.normalise import normalise
 from stepscope.ingest.otlp_decode import OtlpError, decode_unit
@@ -41,6 +42,8 @@ from stepscope.store import MARKER_FILE, AppendResult, Store
 # Use worker processes only when there is enough input to repay starting them.
 POOL_MIN_BYTES = 16 * 1024 * 1024
 UNITS_IN_FLIGHT_PER_WORKER = 2
+# Small units (small files) are decoded and normalised together, up to this many.
+MAX_UNITS_PER_TASK = 256
 # Steps are appended in batches of about this many rows: larger batches make fewer
 # segments, but the store's append holds several times the batch in memory.
 APPEND_ROWS = 25_000
@@ -104,33 +107,64 @@ def normalised_steps(unit: Unit, config: Config,
     Raises OtlpError when the unit (and so its file) must be rejected.
     """
     raw, rejected = decode_unit(unit)
-    if raw.num_rows == 0:
-        return None, rejected
-    # A connection per unit: DuckDB keeps what a query allocated until its connection
+    return (_normalise(raw, config, threads) if raw.num_rows else None), rejected
+
+
+def _normalise(raw: pa.Table, config: Config, threads: int | None) -> pa.Table:
+    # A connection per call: DuckDB keeps what a query allocated until its connection
     # closes (about 200 MB per unit here), and opening one costs a millisecond.
     con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
-        # DuckDB draws a progress bar on the terminal for slow queries; not from a library.
+        # DuckDB draws a progress bar on stdout for slow queries; not from a library.
         con.execute("SET enable_progress_bar = false")
-        return normalise(con, raw, config), rejected
+        steps = normalise(con, raw, config)
     except (duckdb.Error, pa.ArrowException, ValueError) as exc:
         raise OtlpError(f"could not normalise its spans: {exc}") from None
     finally:
         con.close()
+    if steps.num_rows != raw.num_rows:
+        raise OtlpError(f"normalising {raw.num_rows} spans gave {steps.num_rows} steps")
+    return steps
 
 
-def process_unit(unit: Unit, config: Config, spill_dir: str,
-                 threads: int | None = None) -> UnitResult:
+def process_units(units: list[Unit], config: Config, spill_dir: str,
+                  threads: int | None = None) -> list[UnitResult]:
+    """Decode units (of one file or several small ones) and normalise them together.
+
+    Normalising has a fixed cost per call (a large query to plan), so small units from
+    many small files share one call; the steps are then cut back into one temporary
+    Arrow file per unit, since each file is kept or rejected on its own.
+    """
+    results: list[UnitResult | None] = [None] * len(units)
+    decoded: list[tuple[int, pa.Table, list[tuple[int, str]]]] = []
+    for i, unit in enumerate(units):
+        try:
+            raw, rejected = decode_unit(unit)
+        except OtlpError as exc:
+            results[i] = UnitResult(None, 0, [], str(exc))
+            continue
+        decoded.append((i, raw, rejected))
+    raws = [raw for _, raw, _ in decoded if raw.num_rows]
     try:
-        steps, rejected = normalised_steps(unit, config, threads)
-    except OtlpError as exc:
-        return UnitResult(None, 0, [], str(exc))
-    if steps is None:
-        return UnitResult(None, 0, rejected)
-    path = os.path.join(spill_dir, f"{uuid.uuid4().hex}.arrow")
-    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, steps.schema) as writer:
-        writer.write_table(steps)
-    return UnitResult(path, steps.num_rows, rejected)
+        steps = _normalise(pa.concat_tables(raws), config, threads) if raws else None
+    except OtlpError:
+        if len(units) == 1:
+            raise
+        # One unit's spans break the shared call: normalise each alone to find it.
+        return [result for unit in units
+                for result in _process_batch([unit], config, spill_dir, threads)]
+    offset = 0
+    for i, raw, rejected in decoded:
+        if raw.num_rows == 0 or steps is None:
+            results[i] = UnitResult(None, 0, rejected)
+            continue
+        part = steps.slice(offset, raw.num_rows)
+        offset += raw.num_rows
+        path = os.path.join(spill_dir, f"{uuid.uuid4().hex}.arrow")
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
+            writer.write_table(part)
+        results[i] = UnitResult(path, part.num_rows, rejected)
+    return [r for r in results if r is not None]
 
 
 def append_spilled(db: str | os.PathLike[str], files: list[str]) -> AppendResult:
@@ -156,9 +190,17 @@ def _init_worker(config: Config) -> None:
     _worker_config = config
 
 
-def _process_in_worker(unit: Unit, spill_dir: str) -> UnitResult:
+def _process_in_worker(units: list[Unit], spill_dir: str) -> list[UnitResult]:
     assert _worker_config is not None, "worker not initialised"
-    return process_unit(unit, _worker_config, spill_dir, threads=1)
+    return _process_batch(units, _worker_config, spill_dir, threads=1)
+
+
+def _process_batch(units: list[Unit], config: Config, spill_dir: str,
+                   threads: int | None = None) -> list[UnitResult]:
+    try:
+        return process_units(units, config, spill_dir, threads)
+    except OtlpError as exc:  # a lone unit that cannot be normalised
+        return [UnitResult(None, 0, [], str(exc))]
 
 
 class _InlineExecutor(Executor):
@@ -203,7 +245,9 @@ class _Runner:
         self.config = config
         self.report = report
         self.spill_dir = spill_dir
-        self.units: deque[tuple[_FileJob, Future[UnitResult]]] = deque()
+        self.units: deque[tuple[list[_FileJob], Future[list[UnitResult]]]] = deque()
+        self.batch: list[tuple[_FileJob, Unit]] = []  # small units waiting to share a task
+        self.batch_bytes = 0
         self.ready: list[tuple[str, int]] = []  # spilled steps of finished files
         self.ready_rows = 0
         self.append: Future[AppendResult] | None = None
@@ -221,17 +265,31 @@ class _Runner:
             self.capacity = 1
 
     def submit(self, job: _FileJob, unit: Unit) -> None:
+        """Queue a unit; small ones wait to share a task with the next (of any file)."""
         job.outstanding += 1
+        self.batch.append((job, unit))
+        self.batch_bytes += unit.size
+        if self.batch_bytes >= formats.UNIT_BYTES or len(self.batch) >= MAX_UNITS_PER_TASK:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        if not self.batch:
+            return
+        jobs = [job for job, _ in self.batch]
+        units = [unit for _, unit in self.batch]
+        self.batch, self.batch_bytes = [], 0
         if isinstance(self.executor, ProcessPoolExecutor):
-            future = self.executor.submit(_process_in_worker, unit, self.spill_dir)
+            future = self.executor.submit(_process_in_worker, units, self.spill_dir)
         else:
-            future = self.executor.submit(process_unit, unit, self.config, self.spill_dir)
-        self.units.append((job, future))
+            future = self.executor.submit(_process_batch, units, self.config, self.spill_dir)
+        self.units.append((jobs, future))
         while len(self.units) >= self.capacity:
             self._collect_one()
 
     def settle(self, wait: bool = False) -> None:
         """Take back finished results (all of them when `wait`) and start due appends."""
+        if wait:
+            self._dispatch()
         while self.units and (wait or self.units[0][1].done()):
             self._collect_one()
         self._append_when_due(final=wait)
@@ -241,16 +299,16 @@ class _Runner:
             self._append_when_due(final=True)
 
     def _collect_one(self) -> None:
-        job, future = self.units.popleft()
-        result = future.result()
-        job.outstanding -= 1
-        if result.spill is not None:
-            job.spills.append((result.spill, result.rows))
-        if result.error is not None:
-            job.fail(result.error)
-        job.rejected_records.extend(result.rejected_records)
-        if job.finished:
-            self.finish(job)
+        jobs, future = self.units.popleft()
+        for job, result in zip(jobs, future.result(), strict=True):
+            job.outstanding -= 1
+            if result.spill is not None:
+                job.spills.append((result.spill, result.rows))
+            if result.error is not None:
+                job.fail(result.error)
+            job.rejected_records.extend(result.rejected_records)
+            if job.finished:
+                self.finish(job)
         self._append_when_due()
 
     def finish(self, job: _FileJob) -> None:

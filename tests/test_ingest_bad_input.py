@@ -185,3 +185,16 @@ def test_rejection_reasons_are_one_line(tmp_path):
     assert len(report.rejected) == len(CASES)
     assert all("\n" not in r["reason"] for r in report.rejected)
     assert json.loads(json.dumps(report.summary()))["rejected"] == report.rejected
+
+
+def test_a_bad_small_file_among_many_decoded_together_is_rejected_alone(tmp_path):
+    files = {f"batch-{n:02d}.pb": to_protobuf(request(agent_trace(n))) for n in range(1, 31)}
+    files["batch-15.pb"] = to_protobuf(request([span("chat", trace=15, span=b"\x01" * 7)]))
+    paths = write_files(tmp_path, files)
+    store = Store.open(tmp_path / "db", create=True)
+    report = ingest(store, *paths)
+    assert report.rejected == [{"file": str(tmp_path / "batch-15.pb"),
+                                "reason": "span 'chat': span id has 7 bytes, expected 8"}]
+    stored = rows(store, "trace_id, source_file")
+    assert len(stored) == 87
+    assert all(source.endswith(f"batch-{int(trace, 16):02d}.pb") for trace, source in stored)
