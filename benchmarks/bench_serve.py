@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -118,6 +119,28 @@ def client(number: int, port: int, seconds: float, spans_per_request: int,
 
 def rss_bytes(pid: int) -> int:
     """Resident memory of the server and its worker processes (all descendants)."""
+    total = 0
+    for current in [pid, *descendants(pid)]:
+        try:
+            with open(f"/proc/{current}/status") as handle:
+                total += next((int(line.split()[1]) * 1024 for line in handle
+                               if line.startswith("VmRSS:")), 0)
+        except OSError:
+            pass
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process (its own, not its children's)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -127,17 +150,12 @@ def rss_bytes(pid: int) -> int:
             except (OSError, IndexError, ValueError):
                 continue
             children.setdefault(parent, []).append(int(entry))
-    total, stack = 0, [pid]
+    found, stack = [], [pid]
     while stack:
-        current = stack.pop()
-        try:
-            with open(f"/proc/{current}/status") as handle:
-                total += next((int(line.split()[1]) * 1024 for line in handle
-                               if line.startswith("VmRSS:")), 0)
-        except OSError:
-            pass
-        stack.extend(children.get(current, []))
-    return total
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
 
 
 def stored_rows(db: Path) -> int:
@@ -180,6 +198,7 @@ def main() -> None:
         raise SystemExit("stepscope serve did not start")
     os.set_blocking(server.stdout.fileno(), False)
 
+    load_at_start = os.getloadavg()[0]
     acked, sent, throttled = mp.Value("q", 0), mp.Value("q", 0), mp.Value("q", 0)
     clients = [mp.Process(target=client, args=(n + 1, port, args.seconds, args.spans_per_request,
                                                acked, sent, throttled))
@@ -202,6 +221,9 @@ def main() -> None:
             next_report += args.report_every
             _print_sample(sample)
     send_seconds = time.monotonic() - started
+    for process in clients:
+        process.join()
+    client_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = acked.value
     while stored_rows(db) < total and time.monotonic() - started < send_seconds + 600:
         time.sleep(0.1)
@@ -209,6 +231,8 @@ def main() -> None:
                         "stored": stored_rows(db), "rss": rss_bytes(server.pid),
                         "spool": spool_bytes(db), "throttled": throttled.value})
     caught_up = time.monotonic() - started
+    http_cpu = cpu_seconds(server.pid)
+    worker_cpu = sum(cpu_seconds(p) for p in descendants(server.pid))
     server.send_signal(signal.SIGTERM)
     exit_status = server.wait(600)
     final = stored_rows(db)
@@ -223,6 +247,12 @@ def main() -> None:
         "end_to_end_spans_per_s": round(total / caught_up),
         "seconds_until_stored": round(caught_up, 1),
         "throttled_responses": throttled.value,
+        "server_cpu_s_http_process": round(http_cpu, 1),
+        "server_cpu_s_worker_processes": round(worker_cpu, 1),
+        "client_cpu_s": round(client_cpu.ru_utime + client_cpu.ru_stime, 1),
+        "http_process_cpu_us_per_span": round(http_cpu / max(total, 1) * 1e6, 1),
+        "worker_cpu_us_per_span": round(worker_cpu / max(total, 1) * 1e6, 1),
+        "load_average_at_start_and_end": [load_at_start, os.getloadavg()[0]],
         "server_exit_status": exit_status,
         "spans_stored": final,
         "acknowledged_equals_stored": final == total,

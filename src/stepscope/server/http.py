@@ -78,10 +78,14 @@ class ServerState:
                 self.log_records_accepted += accepted
 
     def retry_after(self) -> int:
-        """Seconds until the spool has room again, by the worker's recent drain rate."""
+        """Seconds until the spool has room again, by the worker's recent drain rate.
+
+        Aimed at 10% below the limit rather than empty: senders should come back while
+        the worker still has a backlog to chew on, so it never idles between waves.
+        """
         limits = self.limits
         rate = self.drain_rate()
-        excess = max(self.spool.pending_bytes - limits.max_spool_bytes // 2, 0)
+        excess = max(self.spool.pending_bytes - limits.max_spool_bytes * 9 // 10, 0)
         seconds = math.ceil(excess / rate) if rate > 0 else limits.retry_after_min_s
         return max(limits.retry_after_min_s, min(limits.retry_after_max_s, seconds))
 
