@@ -33,12 +33,28 @@ TOKEN_PARTS = (
 )
 DEFAULT_HEIGHT = 320
 
+#: A small template of our own. Plotly copies a figure's template into every new figure,
+#: and its stock templates are large enough that the copying dominated page render time.
+TEMPLATE = go.layout.Template(layout={
+    "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff", "colorway": list(PALETTE),
+    "font": {"family": FONT, "size": 12, "color": "#1f2937"},
+    "xaxis": {"gridcolor": "#f1f5f9", "linecolor": "#e5e7eb", "zerolinecolor": "#e5e7eb",
+              "automargin": True},
+    "yaxis": {"gridcolor": "#f1f5f9", "linecolor": "#e5e7eb", "zerolinecolor": "#e5e7eb",
+              "automargin": True},
+    "hoverlabel": {"font": {"family": FONT}},
+})
+
+
+def new_figure() -> go.Figure:
+    """An empty figure on the dashboard's template (never the stock default)."""
+    return go.Figure(layout={"template": TEMPLATE})
+
 
 def base_layout(fig: go.Figure, *, height: int = DEFAULT_HEIGHT, title: str | None = None,
                 y_title: str | None = None, legend: bool = True) -> go.Figure:
     """The shared look: white background, light grid, legend on top, tight margins."""
     fig.update_layout(
-        template="plotly_white",
         height=height,
         margin={"l": 8, "r": 8, "t": 76 if title else 16, "b": 8},
         font={"family": FONT, "size": 12, "color": "#1f2937"},
@@ -58,7 +74,7 @@ def base_layout(fig: go.Figure, *, height: int = DEFAULT_HEIGHT, title: str | No
 
 def empty_figure(message: str, height: int = 200) -> go.Figure:
     """A chart-shaped note, for a series with nothing to draw."""
-    fig = go.Figure()
+    fig = new_figure()
     fig.add_annotation(text=message, showarrow=False, font={"color": MUTED, "size": 13},
                        xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_xaxes(visible=False)
@@ -86,7 +102,7 @@ def line_chart(df: pl.DataFrame, *, x: str, y: str, color: str | None = None,
                height: int = DEFAULT_HEIGHT) -> go.Figure:
     """One line per value of `color` (or a single line) over time, with release markers."""
     df = df.drop_nulls(x).sort(x)
-    fig = go.Figure()
+    fig = new_figure()
     groups = [(None, df)] if color is None else _groups(df, color)
     for i, (name, part) in enumerate(groups):
         fig.add_trace(go.Scatter(
@@ -110,7 +126,7 @@ def stacked_bars(df: pl.DataFrame, *, x: str, y: str, color: str, title: str | N
                  height: int = DEFAULT_HEIGHT) -> go.Figure:
     """Bars stacked by `color` over `x`; beyond `max_groups` the smallest are summed as "other"."""
     df = fold_small_groups(df, key=color, value=y, keep=max_groups)
-    fig = go.Figure()
+    fig = new_figure()
     for i, (name, part) in enumerate(_groups(df, color, order_by=y)):
         part = part.sort(x)
         fig.add_trace(go.Bar(
@@ -128,7 +144,7 @@ def stacked_bars(df: pl.DataFrame, *, x: str, y: str, color: str, title: str | N
 def token_mix(df: pl.DataFrame, *, label: str, title: str | None = None,
               height: int = DEFAULT_HEIGHT) -> go.Figure:
     """Horizontal 100% bars: uncached input, cached input and output tokens per `label`."""
-    fig = go.Figure()
+    fig = new_figure()
     if df.is_empty():
         return empty_figure("No token counts in this range")
     df = df.sort("total_tokens")
@@ -150,7 +166,7 @@ def budget_burn(daily: pl.DataFrame, *, day: str, cost: str, budget: float | Non
                 title: str | None = None, height: int = DEFAULT_HEIGHT) -> go.Figure:
     """Cumulative spend this month, its straight-line projection to month end, the budget."""
     daily = daily.sort(day).with_columns(pl.col(cost).fill_null(0).cum_sum().alias("_cum"))
-    fig = go.Figure()
+    fig = new_figure()
     fig.add_trace(go.Scatter(
         x=daily[day].to_list(), y=daily["_cum"].to_list(), name="Spend to date",
         mode="lines+markers", line={"color": PALETTE[0], "width": 2.5}, fill="tozeroy",
@@ -181,7 +197,7 @@ def waterfall(steps: pl.DataFrame, *, height_per_step: int = 26) -> go.Figure:
     """
     if steps.is_empty():
         return empty_figure("This trace has no steps in the store")
-    fig = go.Figure()
+    fig = new_figure()
     labels = steps["label"].to_list()
     for kind in dict.fromkeys(steps["step_kind"].fill_null("other").to_list()):
         part = steps.filter(pl.col("step_kind").fill_null("other") == kind)
@@ -214,7 +230,7 @@ def alert_timeline(intervals: pl.DataFrame, height_per_row: int = 28) -> go.Figu
         pl.concat_str([pl.col("rule"), pl.col("scope")], separator=" · ").alias("label"),
         ((pl.col("end") - pl.col("start")).dt.total_milliseconds()).alias("ms"),
     )
-    fig = go.Figure()
+    fig = new_figure()
     for severity in dict.fromkeys(frame["severity"].fill_null("info").to_list()):
         part = frame.filter(pl.col("severity").fill_null("info") == severity)
         fig.add_trace(go.Bar(
@@ -238,7 +254,7 @@ def distribution_pair(bins: pl.DataFrame, *, title: str, unit: str = "", height:
 
     Expects `side` (baseline, current), `bin_start`, `bin_end`, `count` and `share`.
     """
-    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True,
+    fig = make_subplots(rows=1, cols=2, shared_xaxes=True, shared_yaxes=True, figure=new_figure(),
                         subplot_titles=("Baseline", "Current"), horizontal_spacing=0.04)
     for col, (side, colour) in enumerate((("baseline", BASELINE_COLOR), ("current", CURRENT_COLOR)), 1):
         part = bins.filter(pl.col("side") == side).sort("bin_start")
@@ -258,7 +274,7 @@ def distribution_pair(bins: pl.DataFrame, *, title: str, unit: str = "", height:
 def category_pair(categories: Sequence[str], baseline: Sequence[float], current: Sequence[float], *,
                   title: str, percent: bool = True, height: int = 260) -> go.Figure:
     """Shares (or rates) of a mix in the baseline and current windows, as grouped bars."""
-    fig = go.Figure()
+    fig = new_figure()
     fmt = ".1%" if percent else ",.3g"
     for name, values, colour in (("Baseline", baseline, BASELINE_COLOR),
                                  ("Current", current, CURRENT_COLOR)):

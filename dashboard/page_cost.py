@@ -155,8 +155,11 @@ def _models_section(ctx, models: pl.DataFrame) -> None:
         pl.col("model").fill_null("(no model name)"),
         (pl.col("llm_calls") + pl.col("embedding_calls")).alias("calls"),
         "input_tokens", "cached_input_tokens", "output_tokens", "cost_usd", "unpriced_calls",
-        "reported_cost_usd", "reported_minus_ours_usd", "price_sources",
+        "price_sources", "reported_cost_usd", "reported_minus_ours_usd",
     ).sort("cost_usd", descending=True, nulls_last=True)
+    if shown["reported_cost_usd"].null_count() == shown.height:
+        # no span reported a cost of its own: nothing to compare ours with
+        shown = shown.drop("reported_cost_usd", "reported_minus_ours_usd")
     st.dataframe(
         shown, hide_index=True, width="stretch", placeholder="–",
         column_config={
