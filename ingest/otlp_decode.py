@@ -5,17 +5,12 @@ batch at once with numpy; attributes are taken as their raw encodings and parsed
 column-wise (`wire.decode_key_values`); events, which most spans lack, are the only
 thing decoded field by field. The result follows `raw_schema.RAW_SPAN_SCHEMA`.
 
-Both encodings give identical rows. OTLP/JSON follows the specification (hex ids in any
-case, 64-bit integers as strings or numbers, integer enums, lowerCamelCase keys) and
-also what generic protobuf-JSON writers produce (base64 ids, enum names such as
-`SPAN_KIND_CLIENT`, snake_case keys).
+OTLP/JSON documents are walked by `otlp_json` into the same columns, so both encodings
+give identical rows.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,14 +21,13 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
-from stepscope.ingest.formats import Unit, json_shape_problem
+from stepscope.ingest import otlp_json
 from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
+from stepscope.ingest.units import OtlpError, Unit
 from stepscope.ingest.wire import (
     WireError,
     any_value_text,
     decode_key_values,
-    json_float,
-    text_of_native,
 )
 
 TRACE_ID_BYTES, SPAN_ID_BYTES = 16, 8
@@ -53,16 +47,9 @@ EXCEPTION_EVENT = "exception"
 # span events, e.g. gen_ai.user.message, gen_ai.choice, gen_ai.content.prompt.
 CONTENT_EVENT_PREFIX = "gen_ai."
 
-_SPAN_KINDS = {"SPAN_KIND_UNSPECIFIED": 0, "SPAN_KIND_INTERNAL": 1, "SPAN_KIND_SERVER": 2,
-               "SPAN_KIND_CLIENT": 3, "SPAN_KIND_PRODUCER": 4, "SPAN_KIND_CONSUMER": 5}
-_STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 _FAST_STATUS: dict[bytes, tuple[int, None]] = {b"": (0, None), b"\x18\x01": (1, None),
                                                 b"\x18\x02": (2, None)}
 _HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), np.uint8).reshape(256, 2)
-
-
-class OtlpError(ValueError):
-    """A request that is not valid OTLP; the message is one line saying where and why."""
 
 
 # -- the lightweight protobuf view -------------------------------------------------------
@@ -174,7 +161,7 @@ class RawColumns:
                     attr_extend(span.attributes)
                     offsets_append(len(attr_encoded))
                     if span.events:
-                        self._add_events(len(trace_ids) - 1, _proto_events(span.events))
+                        self.add_events(len(trace_ids) - 1, _proto_events(span.events))
                 count = len(trace_ids) - first
                 self.group_of_span.append((group, count))
                 self.batches.append((batch, count))
@@ -182,62 +169,11 @@ class RawColumns:
     # -- OTLP/JSON --------------------------------------------------------------------
 
     def add_json(self, doc: Any, batch: int) -> None:
-        problem = json_shape_problem(doc)
-        if problem:
-            raise OtlpError(problem)
-        resource_spans = _get(doc, "resourceSpans", "resource_spans")
-        for i, rs in enumerate(_list(resource_spans, "resourceSpans")):
-            where = f"resourceSpans[{i}]"
-            rs = _dict(rs, where)
-            resource = _dict(rs.get("resource") or {}, f"{where}.resource")
-            resource_keys, resource_values = _json_attributes(
-                resource.get("attributes"), f"{where}.resource.attributes")
-            scope_spans = _get(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans")
-            for j, ss in enumerate(_list(scope_spans, f"{where}.scopeSpans")):
-                swhere = f"{where}.scopeSpans[{j}]"
-                ss = _dict(ss, swhere)
-                scope = _dict(_get(ss, "scope", "instrumentationLibrary") or {}, f"{swhere}.scope")
-                group = len(self.groups)
-                self.groups.append((resource_keys, resource_values,
-                                    _str(scope.get("name"), f"{swhere}.scope.name") or None,
-                                    _str(scope.get("version"), f"{swhere}.scope.version") or None))
-                first = len(self.trace_ids)
-                for k, span in enumerate(_list(ss.get("spans"), f"{swhere}.spans")):
-                    self._add_json_span(_dict(span, f"{swhere}.spans[{k}]"), f"{swhere}.spans[{k}]")
-                count = len(self.trace_ids) - first
-                self.group_of_span.append((group, count))
-                self.batches.append((batch, count))
-
-    def _add_json_span(self, span: dict, where: str) -> None:
-        name = _str(span.get("name"), f"{where}.name")
-        self.trace_ids.append(_json_id(_get(span, "traceId", "trace_id"), TRACE_ID_BYTES,
-                                       f"{where}.traceId", name))
-        self.span_ids.append(_json_id(_get(span, "spanId", "span_id"), SPAN_ID_BYTES,
-                                      f"{where}.spanId", name))
-        parent = _get(span, "parentSpanId", "parent_span_id")
-        self.parent_ids.append(
-            _json_id(parent, SPAN_ID_BYTES, f"{where}.parentSpanId", name) if parent else b""
-        )
-        self.names.append(name)
-        self.kinds.append(_enum(span.get("kind"), _SPAN_KINDS, f"{where}.kind"))
-        self.starts.append(_int(_get(span, "startTimeUnixNano", "start_time_unix_nano"),
-                                f"{where}.startTimeUnixNano"))
-        self.ends.append(_int(_get(span, "endTimeUnixNano", "end_time_unix_nano"),
-                              f"{where}.endTimeUnixNano"))
-        status = _dict(span.get("status") or {}, f"{where}.status")
-        self.status_codes.append(_enum(status.get("code"), _STATUS_CODES, f"{where}.status.code"))
-        self.status_messages.append(_str(status.get("message"), f"{where}.status.message") or None)
-        keys, values = _json_attributes(span.get("attributes"), f"{where}.attributes")
-        self.attr_keys.extend(keys)
-        self.attr_values.extend(values)
-        self.attr_offsets.append(len(self.attr_keys))
-        events = span.get("events")
-        if events:
-            self._add_events(len(self.trace_ids) - 1, _json_events(events, f"{where}.events"))
+        otlp_json.add_request(self, doc, batch)
 
     # -- events -----------------------------------------------------------------------
 
-    def _add_events(self, index: int,
+    def add_events(self, index: int,
                     events: Iterable[tuple[str, int, list[tuple[str, str | None]]]]) -> None:
         names: list[str] = []
         content_keys: list[str] = []
@@ -345,7 +281,7 @@ def decode_unit(unit: Unit) -> tuple[pa.Table, list[tuple[int, str]]]:
             if unit.kind == "proto":
                 columns.add_proto(payload, batch)
             else:
-                columns.add_json(parse_json(payload, one_line=unit.label == "line"), batch)
+                columns.add_json(otlp_json.parse_json(payload, one_line=unit.label == "line"), batch)
         except OtlpError as exc:
             if not unit.independent:
                 raise OtlpError(f"{unit.label} {batch}: {exc}" if unit.label != "request"
@@ -353,31 +289,6 @@ def decode_unit(unit: Unit) -> tuple[pa.Table, list[tuple[int, str]]]:
             columns.rollback(mark)
             rejected.append((batch, str(exc)))
     return columns.table(), sorted(rejected)
-
-
-def parse_json(payload: bytes, one_line: bool = False) -> Any:
-    """One OTLP/JSON document; OtlpError says where the text is broken.
-
-    With `one_line` (a JSON Lines record) positions are given as columns only.
-    """
-    try:
-        text = payload.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise OtlpError(f"invalid UTF-8 at byte {exc.start}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":
-            first = json.JSONDecoder().raw_decode(text.lstrip())[0]
-            problem = json_shape_problem(first)
-            if problem and problem.startswith("not OTLP"):
-                raise OtlpError(problem) from None
-            raise OtlpError(
-                f"several JSON values in one document (the second at line {exc.lineno}); "
-                "OTLP/JSON is one request per document, or one per line (JSON Lines)"
-            ) from None
-        where = f"column {exc.colno}" if one_line else f"line {exc.lineno} column {exc.colno}"
-        raise OtlpError(f"invalid JSON at {where}: {exc.msg}") from None
 
 
 # -- protobuf helpers -------------------------------------------------------------------------
@@ -493,175 +404,3 @@ def _sparse_lists(spans: list[int], counts: list[int], flat: list, n: int) -> pa
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.string()))
 
 
-# -- JSON helpers -------------------------------------------------------------------------------
-
-
-def _get(d: dict, *names: str) -> Any:
-    for name in names:
-        value = d.get(name)
-        if value is not None:
-            return value
-    return None
-
-
-def _dict(value: Any, where: str) -> dict:
-    if not isinstance(value, dict):
-        raise OtlpError(f"{where}: expected an object, got {_kind(value)}")
-    return value
-
-
-def _list(value: Any, where: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise OtlpError(f"{where}: expected a list, got {_kind(value)}")
-    return value
-
-
-def _str(value: Any, where: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise OtlpError(f"{where}: expected a string, got {_kind(value)}")
-    return value
-
-
-def _int(value: Any, where: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise OtlpError(f"{where}: expected an integer (a number or a decimal string), got {_kind(value)}")
-
-
-def _enum(value: Any, names: dict[str, int], where: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, str) and value in names:
-        return names[value]
-    return _int(value, where)
-
-
-def _json_id(value: Any, size: int, where: str, name: str) -> bytes:
-    """An id as hex (OTLP/JSON, any case) or base64 (generic protobuf JSON)."""
-    if not isinstance(value, str):
-        raise OtlpError(f"{where} (span {name!r}): expected a hex string, got {_kind(value)}")
-    if len(value) == 2 * size:
-        try:
-            return bytes.fromhex(value)
-        except ValueError:
-            pass
-    try:
-        decoded = base64.b64decode(value, validate=True) if value else b""
-    except binascii.Error:
-        decoded = None
-    if decoded is not None and len(decoded) == size and len(value) == 4 * ((size + 2) // 3):
-        return decoded
-    raise OtlpError(
-        f"{where} (span {name!r}): {value!r} is not a {size}-byte id "
-        f"({2 * size} hex characters, or base64)"
-    )
-
-
-def _json_attributes(items: Any, where: str) -> tuple[list[str], list[str | None]]:
-    keys: list[str] = []
-    values: list[str | None] = []
-    for i, item in enumerate(_list(items, where)):
-        if not isinstance(item, dict) or not isinstance(item.get("key", ""), str):
-            raise OtlpError(f"{where}[{i}]: expected an object with 'key' and 'value'")
-        keys.append(item.get("key", ""))
-        values.append(_json_value_text(item.get("value"), f"{where}[{i}].value"))
-    return keys, values
-
-
-_VALUE_KINDS = {
-    "stringValue": "string_value", "string_value": "string_value",
-    "boolValue": "bool_value", "bool_value": "bool_value",
-    "intValue": "int_value", "int_value": "int_value",
-    "doubleValue": "double_value", "double_value": "double_value",
-    "arrayValue": "array_value", "array_value": "array_value",
-    "kvlistValue": "kvlist_value", "kvlist_value": "kvlist_value",
-    "bytesValue": "bytes_value", "bytes_value": "bytes_value",
-}
-
-
-def _json_value_text(value: Any, where: str) -> str | None:
-    kind, native = _json_native(value, where)
-    return text_of_native(kind, native) if kind else None
-
-
-def _json_native(value: Any, where: str) -> tuple[str | None, Any]:
-    """(AnyValue field name, Python value) of an OTLP/JSON AnyValue object."""
-    if value is None:
-        return None, None
-    value = _dict(value, where)
-    if not value:
-        return None, None
-    (key, raw), *rest = value.items()
-    kind = _VALUE_KINDS.get(key)
-    if kind is None or rest:
-        raise OtlpError(f"{where}: expected one of stringValue, intValue, doubleValue, "
-                        f"boolValue, arrayValue, kvlistValue, bytesValue; got {', '.join(value)}")
-    if kind == "string_value":
-        return kind, _str(raw, where)
-    if kind == "bool_value":
-        if not isinstance(raw, bool):
-            raise OtlpError(f"{where}: expected true or false, got {_kind(raw)}")
-        return kind, raw
-    if kind == "int_value":
-        return kind, _int(raw, where)
-    if kind == "double_value":
-        try:
-            return kind, float(raw)
-        except (TypeError, ValueError):
-            raise OtlpError(f"{where}: expected a number, got {_kind(raw)}") from None
-    if kind == "bytes_value":
-        try:
-            data = base64.b64decode(_str(raw, where).replace("-", "+").replace("_", "/") + "==")
-        except binascii.Error:
-            raise OtlpError(f"{where}: bytesValue is not base64") from None
-        return kind, base64.b64encode(data).decode("ascii")
-    inner = _dict(raw, where).get("values") or []
-    if kind == "array_value":
-        return kind, [_plain(_json_native(v, f"{where}.values[{i}]"))
-                      for i, v in enumerate(_list(inner, where))]
-    out = {}
-    for i, kv in enumerate(_list(inner, where)):
-        kv = _dict(kv, f"{where}.values[{i}]")
-        out[_str(kv.get("key"), f"{where}.values[{i}].key")] = _plain(
-            _json_native(kv.get("value"), f"{where}.values[{i}].value"))
-    return kind, out
-
-
-def _plain(kind_native: tuple[str | None, Any]) -> Any:
-    kind, native = kind_native
-    return json_float(native) if kind == "double_value" else native
-
-
-def _json_events(events: Any, where: str) -> Iterable[tuple[str, int, list[tuple[str, str | None]]]]:
-    for i, event in enumerate(_list(events, where)):
-        ewhere = f"{where}[{i}]"
-        event = _dict(event, ewhere)
-        keys, values = _json_attributes(event.get("attributes"), f"{ewhere}.attributes")
-        yield (_str(event.get("name"), f"{ewhere}.name"),
-               _int(_get(event, "timeUnixNano", "time_unix_nano"), f"{ewhere}.timeUnixNano"),
-               list(zip(keys, values, strict=True)))
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    return "a list" if isinstance(value, list) else "an object"

@@ -12,6 +12,7 @@ import tempfile
 
 import pytest
 import stepscope.ingest.formats as formats
+import stepscope.ingest.json_documents as json_documents
 import stepscope.ingest.pipeline as pipeline
 import zstandard
 from click.testing import CliRunner
@@ -171,7 +172,7 @@ def test_nothing_of_a_large_rejected_file_is_written(tmp_path, monkeypatch):
 
 
 def test_a_json_document_too_large_to_parse_whole_is_refused_with_advice(tmp_path, monkeypatch):
-    monkeypatch.setattr(formats, "MAX_JSON_DOCUMENT_BYTES", 1_000)
+    monkeypatch.setattr(json_documents, "MAX_JSON_DOCUMENT_BYTES", 1_000)
     (path,) = write_files(tmp_path, {"big.json": to_otlp_json(request(agent_trace(1)))})
     report = ingest(Store.open(tmp_path / "db", create=True), path)
     assert reasons(report) == {"big.json": [
