@@ -117,14 +117,16 @@ class _Runner:
     """Hands units to the workers, takes results back in order, and schedules appends."""
 
     def __init__(self, store: Store, config: Config, workers: int, report: IngestReport,
-                 spill_dir: str):
+                 spill_dir: str, progress: Callable[[int], None]):
         self.store = store
+        self.progress = progress
         self.config = config
         self.report = report
         self.spill_dir = spill_dir
-        self.units: deque[tuple[list[_FileJob], Future[list[UnitResult]]]] = deque()
+        self.units: deque[tuple[list[_FileJob], Future[list[UnitResult]], int]] = deque()
         self.batch: list[tuple[_FileJob, Unit]] = []  # small units waiting to share a task
         self.batch_bytes = 0
+        self.batch_position = 0  # how far into the input the batch reaches, in bytes
         self.ready: list[tuple[str, int]] = []  # spilled steps of finished files
         self.ready_rows = 0
         self.append: Future[AppendResult] | None = None
@@ -141,11 +143,12 @@ class _Runner:
             self.executor = InlineExecutor()
             self.capacity = 1
 
-    def submit(self, job: _FileJob, unit: Unit) -> None:
+    def submit(self, job: _FileJob, unit: Unit, position: int) -> None:
         """Queue a unit; small ones wait to share a task with the next (of any file)."""
         job.outstanding += 1
         self.batch.append((job, unit))
         self.batch_bytes += unit.size
+        self.batch_position = position
         if self.batch_bytes >= formats.UNIT_BYTES or len(self.batch) >= MAX_UNITS_PER_TASK:
             self._dispatch()
 
@@ -159,7 +162,7 @@ class _Runner:
             future = self.executor.submit(process_in_worker, units, self.spill_dir)
         else:
             future = self.executor.submit(process_batch, units, self.config, self.spill_dir)
-        self.units.append((jobs, future))
+        self.units.append((jobs, future, self.batch_position))
         while len(self.units) >= self.capacity:
             self._collect_one()
 
@@ -176,7 +179,7 @@ class _Runner:
             self._append_when_due(final=True)
 
     def _collect_one(self) -> None:
-        jobs, future = self.units.popleft()
+        jobs, future, position = self.units.popleft()
         for job, result in zip(jobs, future.result(), strict=True):
             job.outstanding -= 1
             if result.spill is not None:
@@ -186,6 +189,7 @@ class _Runner:
             job.rejected_records.extend(result.rejected_records)
             if job.finished:
                 self.finish(job)
+        self.progress(position)
         self._append_when_due()
 
     def finish(self, job: _FileJob) -> None:
@@ -255,7 +259,7 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike[str]], config: 
                  progress: Progress | None = None, *, workers: int | None = None) -> IngestReport:
     """Ingest files and directories; returns what was stored, skipped and rejected.
 
-    `progress(bytes_read, bytes_total)` is called as files are read. `workers` defaults
+    `progress(bytes_done, bytes_total)` is called as units are done. `workers` defaults
     to one process per core when the input is large enough to repay starting them.
     """
     started = time.perf_counter()
@@ -266,17 +270,23 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike[str]], config: 
     if workers is None:
         workers = default_workers() if total >= POOL_MIN_BYTES else 1
     done_before = 0
+    reported = 0
+
+    def advance(position: int) -> None:
+        nonlocal reported
+        if progress is not None and position > reported:
+            reported = position
+            progress(position, total)
+
     with tempfile.TemporaryDirectory(prefix="stepscope-ingest-") as spill_dir:
-        runner = _Runner(store, config, workers, report, spill_dir)
+        runner = _Runner(store, config, workers, report, spill_dir, advance)
         try:
             for path, size in zip(files, sizes, strict=True):
                 report.files += 1
                 job = _FileJob(str(path))
                 try:
                     for unit in read_units(path, config.ingest):
-                        runner.submit(job, unit)
-                        if progress is not None:
-                            progress(done_before + min(unit.consumed, size), total)
+                        runner.submit(job, unit, done_before + min(unit.consumed, size))
                 except FormatError as exc:
                     job.fail(str(exc))
                 except OSError as exc:
@@ -286,9 +296,10 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike[str]], config: 
                     runner.finish(job)
                 runner.settle()
                 done_before += size
-                if progress is not None:
-                    progress(done_before, total)
+                if job.finished and not runner.units and not runner.batch:
+                    advance(done_before)
             runner.settle(wait=True)
+            advance(total)
         finally:
             runner.close()
     report.seconds = time.perf_counter() - started

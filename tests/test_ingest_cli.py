@@ -7,8 +7,11 @@ import json
 from click.testing import CliRunner
 from ingest_support import write_files
 from otlp_builders import agent_trace, request, to_json_lines, to_otlp_json, to_protobuf
+from stepscope.ingest.pipeline import ingest_paths
 
 from stepscope.cli import cli
+from stepscope.config import Config
+from stepscope.store import Store
 
 
 def run(*args: str):
@@ -88,3 +91,15 @@ def test_configured_limits_apply(tmp_path):
     (rejected,) = json.loads(result.stdout)["rejected"]
     assert rejected["reason"].startswith("file is ")
     assert rejected["reason"].endswith("above the 100 bytes limit ([ingest] max_file_bytes)")
+
+
+def test_progress_reaches_the_total_and_never_goes_back(tmp_path):
+    paths = write_files(tmp_path, {f"{n}.pb": to_protobuf(request(agent_trace(n))) for n in range(1, 6)}
+                        | {"bad.pb": b"\x0a\xff"})
+    seen: list[tuple[int, int]] = []
+    ingest_paths(Store.open(tmp_path / "db", create=True), paths, Config(),
+                 progress=lambda done, total: seen.append((done, total)))
+    total = sum(p.stat().st_size for p in paths)
+    assert seen[-1] == (total, total)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert {t for _, t in seen} == {total}
