@@ -177,6 +177,8 @@ def main() -> None:
     parser.add_argument("--spans-per-request", type=int, default=512)
     parser.add_argument("--report-every", type=float, default=10.0, help="seconds between lines")
     parser.add_argument("--db", help="store directory (default: a fresh temporary one)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="stepscope serve --workers (default 0: one per core)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args()
 
@@ -184,7 +186,7 @@ def main() -> None:
     db = Path(args.db) if args.db else Path(tmp.name) / "db"
     server = subprocess.Popen(
         [sys.executable, "-c", "from stepscope.cli import main; main()", "serve",
-         "--db", str(db), "--port", "0"],
+         "--db", str(db), "--port", "0", "--workers", str(args.workers)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     port = 0

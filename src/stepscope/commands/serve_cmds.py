@@ -26,8 +26,10 @@ from stepscope.server.spool import SpoolBusy
               type=click.IntRange(1), help="Answer 503 once this much is acknowledged but unstored.")
 @click.option("--max-body-mb", default=ServeLimits.max_body_bytes // MIB, show_default=True,
               type=click.IntRange(1), help="Largest request body accepted, as sent (413 above).")
+@click.option("--workers", default=0, show_default="one per core", type=click.IntRange(0),
+              help="Processes that decode and store batches (0: one per core).")
 def serve(db: str, config_path: str | None, host: str, port: int, token: str | None,
-          spool_dir: str | None, max_spool_mb: int, max_body_mb: int) -> None:
+          spool_dir: str | None, max_spool_mb: int, max_body_mb: int, workers: int) -> None:
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces, /v1/logs).
 
     Point an exporter at http://HOST:PORT (OTEL_EXPORTER_OTLP_ENDPOINT). Protobuf and
@@ -44,6 +46,7 @@ def serve(db: str, config_path: str | None, host: str, port: int, token: str | N
         max_spool_bytes=max_spool_mb * MIB,
         max_body_bytes=max_body_mb * MIB,
         max_decompressed_bytes=max(defaults.max_decompressed_bytes, max_body_mb * MIB),
+        workers=workers,
     )
     options = ServeOptions(db=db, config=config, host=host, port=port, token=token or None,
                            spool_dir=spool_dir, limits=limits)
