@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import subprocess
 import sys
+import threading
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -97,8 +99,30 @@ def run_dashboard(db: str, config_path: str | None = None, host: str = "127.0.0.
     shown_host = "localhost" if is_local_host(host) else host
     click.echo(f"stepscope dashboard on http://{shown_host}:{port} (store: {db}); Ctrl-C stops it",
                err=True)
-    command = streamlit_command(host, port, open_browser)
+    return serve(streamlit_command(host, port, open_browser),
+                 dashboard_environment(db, config_path, now))
+
+
+def serve(command: list[str], env: dict[str, str]) -> int:
+    """Run the Streamlit server until it exits; Ctrl-C or SIGTERM stop it too.
+
+    The server is a child process: whatever ends this one (Ctrl-C, `kill`, a service
+    manager) ends it as well instead of leaving it listening.
+    """
+    process = subprocess.Popen(command, env=env)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        return subprocess.call(command, env=dashboard_environment(db, config_path, now))
+        return process.wait()
     except KeyboardInterrupt:
         return 0
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

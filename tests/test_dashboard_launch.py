@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -73,7 +77,7 @@ def launched(monkeypatch):
         calls.append((command, env))
         return 0
 
-    monkeypatch.setattr(subprocess, "call", record)
+    monkeypatch.setattr(launch, "serve", record)
     return calls
 
 
@@ -120,3 +124,35 @@ def test_cli_notes_a_store_that_does_not_exist_yet(tmp_path, launched):
     result = CliRunner().invoke(cli, ["dashboard", "--db", str(tmp_path / "new")])
     assert result.exit_code == 0
     assert "no store at" in result.output
+
+
+def test_serve_returns_the_servers_exit_status():
+    assert launch.serve([sys.executable, "-c", "raise SystemExit(3)"], env={}) == 3
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_the_launcher_stops_the_server(tmp_path, stop):
+    """Ctrl-C or a SIGTERM to `stepscope dashboard` ends the server it started, too."""
+    pid_file = tmp_path / "server.pid"
+    server = (f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); "
+              "time.sleep(120)")
+    launcher = subprocess.Popen([
+        sys.executable, "-c",
+        "import os, sys; from stepscope.dashboard.launch import serve; "
+        f"sys.exit(serve([sys.executable, '-c', {server!r}], dict(os.environ)))",
+    ])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server_pid = int(pid_file.read_text())
+    launcher.send_signal(stop)
+    launcher.wait(timeout=30)
+    for _ in range(200):
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(server_pid, signal.SIGKILL)
+        pytest.fail("the server outlived the launcher")

@@ -31,7 +31,7 @@ from stepscope.timeparse import iso_utc
 @click.option("--no-browser", is_flag=True, help="Do not open a browser (headless machines).")
 def dashboard(db: str, config_path: str | None, host: str, port: int, now_text: str | None,
               no_browser: bool) -> None:
-    """Open the dashboard: KPIs, cost, reliability, drift and a trace explorer."""
+    """Open the dashboard: KPIs, cost, reliability, drift, alerts and a trace explorer."""
     get_config(config_path)  # a broken configuration is reported here, not in the browser
     now = resolve_now(now_text)
     store = Store(db)
