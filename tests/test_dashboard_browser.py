@@ -220,3 +220,11 @@ def test_a_pasted_link_keeps_its_filters(page, dashboard_url, sample_store):
     assert workflow in sidebar.inner_text()
     assert sidebar.get_by_role("combobox", name="Time range").input_value() == "Last 24 hours"
     assert "range=24h" in page.url and f"workflow={workflow}" in page.url
+    # moving to another page inside the app keeps the filters, in the widgets and the URL
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Reliability").click()
+    page.wait_for_function("() => location.pathname.endsWith('/reliability')", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_selector('[data-test-script-state="notRunning"]', timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function("() => location.search.includes('range=24h')", timeout=PAGE_TIMEOUT_MS)
+    assert f"workflow={workflow}" in page.url
+    assert page.locator("h1").first.inner_text().strip() == "Reliability"
+    assert page.locator(EXCEPTION).count() == 0
