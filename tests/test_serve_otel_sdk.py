@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 from serve_harness import ServeProcess, wait_for_rows
-from stepscope.analytics.kpis import kpis
 
-from stepscope.config import config_from_dict
 from stepscope.store import Store
 
 WORKFLOW = "ticket_triage"
@@ -97,20 +99,24 @@ def test_sdk_exporter_spans_arrive_with_workflow_and_tokens(tmp_path):
 
 
 def test_sdk_exporter_runs_are_priced_per_workflow(tmp_path):
-    """Cost per workflow from the stored steps, with a user price so the figure is exact."""
+    """`stepscope kpis` on the received runs, while the server runs, with an exact user price."""
     db = tmp_path / "db"
-    server = ServeProcess(db)
+    config = tmp_path / "stepscope.toml"
+    config.write_text(
+        '[[prices]]\nmatch = "gpt-4o-mini*"\nmatch_type = "glob"\n'
+        "input_per_mtok = 0.15\noutput_per_mtok = 0.60\n")
+    server = ServeProcess(db, "--config", str(config))
     try:
         _send_traces_and_logs(server.port)
         assert wait_for_rows(db, RUNS * 3) == RUNS * 3
+        kpis = subprocess.run(
+            [sys.executable, "-c", "from stepscope.cli import main; main()", "kpis",
+             "--db", str(db), "--config", str(config), "--format", "json"],
+            capture_output=True, text=True, timeout=300)
     finally:
         assert server.terminate() == 0
-    config = config_from_dict({"prices": [{
-        "match": "gpt-4o-mini*", "match_type": "glob",
-        "input_per_mtok": 0.15, "output_per_mtok": 0.60,
-    }]})
-    with Store.open(db).connect() as reader:
-        (row,) = kpis(reader, by=("workflow",), config=config).to_dicts()
+    assert kpis.returncode == 0, kpis.stderr
+    (row,) = json.loads(kpis.stdout)
     assert row["workflow"] == WORKFLOW
     assert (row["runs"], row["completed"], row["llm_calls"], row["tool_calls"]) == (RUNS, RUNS, RUNS, RUNS)
     assert (row["input_tokens"], row["output_tokens"]) == (RUNS * 1200, RUNS * 300)
