@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 
 from stepscope.dashboard.context import PageContext
@@ -24,7 +25,11 @@ from stepscope.dashboard.filters import GlobalFilters
 from stepscope.dashboard.settings import DashboardSettings
 
 _LOG = logging.getLogger(__name__)
+#: On a live store the generation (new data) and `now` (the minute) keep changing: warm
+#: at most this often per store, so warming never becomes a standing load.
+MIN_INTERVAL_S = 300.0
 _STARTED: set[tuple[Source, datetime]] = set()
+_LAST_START: dict[str, float] = {}
 _GUARD = threading.Lock()
 STOP = threading.Event()
 # Called before the interpreter joins non-daemon threads (as concurrent.futures does).
@@ -60,12 +65,15 @@ def warm_default_views(context: PageContext) -> None:
 
 def warm_in_background(settings: DashboardSettings, store: StoreState, source: Source,
                        now: datetime) -> bool:
-    """Start warming once per store generation, configuration and `now`; True if started."""
+    """Start warming once per store generation, configuration and `now`, and at most every
+    MIN_INTERVAL_S per store; True if started."""
     key = (source, now)
     with _GUARD:
-        if key in _STARTED:
+        last = _LAST_START.get(source.db)
+        if key in _STARTED or (last is not None and time.monotonic() - last < MIN_INTERVAL_S):
             return False
         _STARTED.add(key)
+        _LAST_START[source.db] = time.monotonic()
     thread = threading.Thread(
         target=warm_default_views, args=(default_context(settings, store, source, now),),
         name="stepscope-warm", daemon=False,

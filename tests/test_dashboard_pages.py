@@ -133,3 +133,28 @@ def test_trace_explorer_shows_a_session_in_order(monkeypatch, store):
     assert set(runs["user_id"]) == {"user-1"}
     assert list(runs["run_start"]) == sorted(runs["run_start"])
     assert "Runs of user user-1, in order" in markdown_text(at)
+
+
+def test_leaving_the_overview_finds_every_page_already_computed(monkeypatch, tmp_path):
+    """After the first view, the other pages' default views are warmed in the background."""
+    import threading
+
+    from stepscope.dashboard import data
+
+    db = build_store(tmp_path)
+    run_page(monkeypatch, db)
+    for thread in threading.enumerate():
+        if thread.name == "stepscope-warm":
+            thread.join(timeout=120)
+    computed = []
+    for name, (function, takes_config) in list(data._FUNCTIONS.items()):
+        def counting(*args, _name=name, _function=function, **kwargs):
+            computed.append(_name)
+            return _function(*args, **kwargs)
+        monkeypatch.setitem(data._FUNCTIONS, name, (counting, takes_config))
+    for page in PAGES[1:]:
+        assert not run_page(monkeypatch, db, page).exception
+    assert computed == [], f"computed again instead of read from the cache: {computed}"
+    # a view nobody asked for before is computed: the count above is not vacuous
+    run_page(monkeypatch, db, "page_cost.py", query={"workflow": "kb_answer"})
+    assert "kpis" in computed
