@@ -34,7 +34,7 @@ DISTRIBUTION_METRICS = {
 DEFAULT_BINS = 30
 #: Bins span these quantiles of both sides together, so one outlier cannot flatten the rest;
 #: values beyond them count in the first or last bin.
-LOW_QUANTILE, HIGH_QUANTILE = 0.005, 0.995
+LOW_QUANTILE, HIGH_QUANTILE = 0.01, 0.99
 
 _RUN_SQL = """
 SELECT {value} AS value
