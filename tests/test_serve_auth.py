@@ -58,3 +58,29 @@ def test_loud_warning_only_beyond_localhost_without_a_token():
     assert "NO authentication" in warning
     assert exposure_warning("0.0.0.0", TOKEN) is None
     assert exposure_warning("127.0.0.1", None) is None
+
+
+def test_a_port_in_use_or_a_busy_spool_is_a_usage_error(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from stepscope.cli import main; main()", "serve"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([*command, "--db", str(tmp_path / "a"), "--port", str(port)],
+                                capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert f"Error: --host/--port: cannot listen on 127.0.0.1:{port}" in result.stderr
+
+    first = ServeProcess(tmp_path / "b")
+    try:
+        result = subprocess.run([*command, "--db", str(tmp_path / "b"), "--port", "0"],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2
+        assert "Error: --spool: " in result.stderr
+        assert "another `stepscope serve` is using this spool" in result.stderr
+    finally:
+        assert first.terminate() == 0

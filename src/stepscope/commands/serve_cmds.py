@@ -8,7 +8,6 @@ import click
 
 from stepscope.cli import EXIT_USAGE, cli, config_option, db_option, get_config
 from stepscope.server.limits import MIB, ServeLimits
-from stepscope.server.spool import SpoolBusy
 
 
 @cli.command()
@@ -37,7 +36,7 @@ def serve(db: str, config_path: str | None, host: str, port: int, token: str | N
     spool) and reaches the store within about a second; readers (kpis, dashboard) see it
     without restarting. SIGTERM or Ctrl-C stores everything received, then exits.
     """
-    from stepscope.server.app import ServeOptions
+    from stepscope.server.app import ServeError, ServeOptions
     from stepscope.server.app import serve as run
 
     config = get_config(config_path)
@@ -52,11 +51,7 @@ def serve(db: str, config_path: str | None, host: str, port: int, token: str | N
                            spool_dir=spool_dir, limits=limits)
     try:
         status = run(options)
-    except SpoolBusy as exc:
-        click.echo(f"Error: --spool: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    except OSError as exc:
-        click.echo(f"Error: --host/--port: cannot listen on {host}:{port}: {exc.strerror}",
-                   err=True)
+    except ServeError as exc:
+        click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
     sys.exit(status)

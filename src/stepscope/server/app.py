@@ -24,7 +24,7 @@ from pathlib import Path
 from stepscope.config import Config
 from stepscope.server.http import ROUTES, OTLPServer, ServerState
 from stepscope.server.limits import ServeLimits
-from stepscope.server.spool import Spool
+from stepscope.server.spool import Spool, SpoolBusy
 from stepscope.server.worker import SpoolWorker
 from stepscope.store import Store
 
@@ -67,6 +67,10 @@ def exposure_warning(host: str, token: str | None) -> str | None:
     )
 
 
+class ServeError(RuntimeError):
+    """The server cannot start as asked; the message names the flag to change (exit 2)."""
+
+
 class Server:
     """One running `stepscope serve`: start(), then wait_for_shutdown() (or stop())."""
 
@@ -75,14 +79,24 @@ class Server:
         self._out = out or (lambda text: print(text, file=sys.stderr, flush=True))
         self.store = Store.open(options.db, create=True)
         spool_dir = Path(options.spool_dir) if options.spool_dir else self.store.path / SPOOL_DIR_NAME
-        self.spool = Spool(spool_dir, options.limits.max_spool_bytes)
+        try:
+            self.spool = Spool(spool_dir, options.limits.max_spool_bytes)
+        except SpoolBusy as exc:
+            raise ServeError(f"--spool: {exc}") from None
+        except OSError as exc:
+            raise ServeError(f"--spool: cannot use {spool_dir}: {exc.strerror or exc}") from None
         self.worker = SpoolWorker(self.spool, self.store, options.config, options.limits,
                                   log=self._out)
         self.state = ServerState(self.spool, options.limits, options.token,
                                  drain_rate=lambda: self.worker.stats.bytes_per_second)
         self.state.wake_worker = self.worker.wake
         family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
-        self.http = OTLPServer((options.host, options.port), self.state, family)
+        try:
+            self.http = OTLPServer((options.host, options.port), self.state, family)
+        except OSError as exc:
+            self.spool.close()
+            raise ServeError(f"--host/--port: cannot listen on {options.host}:{options.port}: "
+                             f"{exc.strerror or exc}") from None
         self._thread = threading.Thread(target=self.http.serve_forever, name="stepscope-http",
                                         kwargs={"poll_interval": 0.2}, daemon=True)
         self._stop = threading.Event()
