@@ -124,8 +124,8 @@ def load(ctx, chosen: dict[str, Any] | None = None, session: str | None = None,
 def _results(ctx, found: pl.DataFrame) -> str | None:
     """The list of runs; returns the trace id picked in it, if any."""
     shown = found.select(
-        "run_start", "trace_id", "workflow", "outcome", "latency_ms", "steps", "error_steps",
-        (pl.col("input_tokens") + pl.col("output_tokens")).alias("tokens"), "cost_usd",
+        "run_start", "trace_id", "workflow", "outcome", "latency_ms", "cost_usd",
+        (pl.col("input_tokens") + pl.col("output_tokens")).alias("tokens"), "error_steps", "steps",
         "unpriced_calls", "tenant_id", "user_id", "session_id", "service_version",
     )
     event = st.dataframe(
@@ -133,7 +133,7 @@ def _results(ctx, found: pl.DataFrame) -> str | None:
         key="tr_results", placeholder="–", height=min(420, 38 + 35 * max(1, shown.height)),
         column_config={
             "run_start": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-            "trace_id": st.column_config.TextColumn("Trace", width="large"),
+            "trace_id": st.column_config.TextColumn("Trace", width="medium"),
             "workflow": st.column_config.TextColumn("Workflow"),
             "outcome": st.column_config.TextColumn("Outcome"),
             "latency_ms": st.column_config.NumberColumn("Latency (ms)", format="%.0f"),
