@@ -23,3 +23,13 @@ def test_every_command_has_a_section_and_a_description():
 
     for name, command in cli.commands.items():
         assert command.help, f"stepscope {name} has no help text"
+
+
+def test_lazy_command_table_matches_what_the_modules_define():
+    import importlib
+
+    from stepscope.cli import COMMAND_MODULES, cli
+
+    for module in sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"stepscope.commands.{module}")
+    assert sorted(cli.commands) == sorted(COMMAND_MODULES)

@@ -24,26 +24,45 @@ from stepscope.timeparse import TimeSpecError, parse_duration, parse_instant, pa
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Modules under stepscope.commands that define commands; each imports `cli` and decorates.
-COMMAND_MODULES = (
-    "store_cmds",
-    "config_cmds",
-    "ingest_cmds",
-    "attributes_cmds",
-    "sample_cmds",
-    "analytics_cmds",
-    "clusters_cmds",
-    "dashboard_cmds",
-    "demo_cmds",
-    "serve_cmds",
-    "alerts_cmds",
-)
+# Which module under stepscope.commands defines each command. A command's module is
+# imported only when that command runs (or when help lists every command), so that
+# `stepscope serve` does not pay for importing the dashboard or scikit-learn.
+COMMAND_MODULES: dict[str, str] = {
+    "info": "store_cmds",
+    "prune": "store_cmds",
+    "compact": "store_cmds",
+    "export": "store_cmds",
+    "config": "config_cmds",
+    "ingest": "ingest_cmds",
+    "attributes": "attributes_cmds",
+    "sample": "sample_cmds",
+    "kpis": "analytics_cmds",
+    "compare": "analytics_cmds",
+    "report": "analytics_cmds",
+    "spend": "analytics_cmds",
+    "prices": "analytics_cmds",
+    "clusters": "clusters_cmds",
+    "drift": "clusters_cmds",
+    "dashboard": "dashboard_cmds",
+    "demo": "demo_cmds",
+    "serve": "serve_cmds",
+    "alerts": "alerts_cmds",
+}
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE = 0, 1, 2
 
 
 class StepscopeGroup(click.Group):
-    """Turns the library's user-fixable errors into exit status 2 with a clear message."""
+    """Loads commands lazily, and turns the library's user-fixable errors into exit
+    status 2 with a clear message."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            importlib.import_module(f"stepscope.commands.{COMMAND_MODULES[cmd_name]}")
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -154,18 +173,6 @@ def emit(data: Any, fmt: str) -> None:
     text = render(data, fmt)
     if text:
         click.echo(text)
-
-
-def _load_commands() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            importlib.import_module(f"stepscope.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"stepscope.commands.{name}":
-                raise
-
-
-_load_commands()
 
 
 def main() -> None:
