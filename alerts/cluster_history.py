@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
+
 from stepscope.analytics.clusters import failure_clusters
 from stepscope.analytics.filters import Filters
-
 from stepscope.store import ReadConnection
 from stepscope.timeparse import Window
 

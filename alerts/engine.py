@@ -38,7 +38,6 @@ from stepscope.alerts.state import (
     db_time,
     step,
 )
-
 from stepscope.config import Config
 from stepscope.store import Store
 from stepscope.timeparse import iso_utc, parse_instant, utc_now

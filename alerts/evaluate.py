@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+
 from stepscope.alerts.cluster_history import ClusterHistory, aligned, new_clusters_now
 from stepscope.alerts.rule_types import (
     DRIFT_FINDING,
@@ -32,7 +33,6 @@ from stepscope.alerts.state import Observation
 from stepscope.analytics.alert_queries import windowed_kpis, windowed_unpriced_calls
 from stepscope.analytics.drift import Side, drift_findings
 from stepscope.analytics.filters import Filters
-
 from stepscope.config import Config
 from stepscope.store import ReadConnection, Store
 from stepscope.timeparse import Window, format_duration, iso_utc

@@ -31,10 +31,9 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from stepscope import __version__
 from stepscope.alerts.rule_types import Channel
 from stepscope.alerts.state import FIRING, RESOLVED, Alert, AlertState, db_time
-
-from stepscope import __version__
 from stepscope.output import json_value
 from stepscope.timeparse import iso_utc, utc_now
 

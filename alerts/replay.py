@@ -16,7 +16,6 @@ from stepscope.alerts.engine import AlertEngine, RoundResult, lookback_instants,
 from stepscope.alerts.evaluate import Evaluator
 from stepscope.alerts.rule_types import RuleSet
 from stepscope.alerts.state import AlertState
-
 from stepscope.config import Config
 from stepscope.store import Store
 from stepscope.timeparse import TimeSpecError

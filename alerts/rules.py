@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from stepscope.alerts.rule_types import Baseline, Channel, Condition, Rule, RulesError, RuleSet
 from stepscope.alerts.rules_check import Checker
 

@@ -41,7 +41,6 @@ from stepscope.alerts.rule_types import (
     RuleSet,
 )
 from stepscope.analytics.kpis import KPI_KEYS
-
 from stepscope.timeparse import TimeSpecError, parse_duration
 
 _RULE_KEYS = ("name", "description", "metric", "scope", "window", "condition", "min_runs", "for",

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stepscope.alerts.state import Alert, AlertState, db_time
-
 from stepscope.timeparse import iso_utc, parse_instant
 
 

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
+
 from stepscope.alerts.silences import silenced_by, silences
 from stepscope.alerts.state import ACTIVE_STATES, RESOLVED, STATE_FILE, AlertState
-
 from stepscope.timeparse import to_utc, utc_now
 
 #: Columns of `alerts_frame`, in order.

@@ -15,11 +15,11 @@ from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
+
 from stepscope.analytics import run_tables, runner
 from stepscope.analytics.filters import RUN_GROUP_EXPR, Filters, check_group_keys, label_weeks
 from stepscope.analytics.kpis import KPI_KEYS
 from stepscope.analytics.kpis import _finish as finish_kpi_frame
-
 from stepscope.config import Config
 from stepscope.store import ReadConnection
 from stepscope.timeparse import Window, to_utc

@@ -23,11 +23,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
+
 from stepscope.analytics import runner
 from stepscope.analytics.error_templates import fingerprint_of_key, templates_sql
 from stepscope.analytics.filters import Filters
 from stepscope.analytics.template_groups import DEFAULT_SIMILARITY, group_templates
-
 from stepscope.store import ReadConnection
 from stepscope.timeparse import Window, format_duration, to_utc, utc_now
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import polars as pl
+
 from stepscope.analytics.filters import FilterError, Filters
 from stepscope.analytics.kpis import HIGHER_IS_BETTER, KPI_KEYS, NEUTRAL, kpis
-
 from stepscope.config import Config
 from stepscope.store import ReadConnection
 from stepscope.timeparse import TimeSpecError, parse_window

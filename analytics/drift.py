@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+
 from stepscope.analytics import drift_stats, run_tables, runner
 from stepscope.analytics.clusters import from_ns
 from stepscope.analytics.drift_stats import TestResult
 from stepscope.analytics.filters import Filters
-
 from stepscope.config import Config
 from stepscope.store import ReadConnection
 from stepscope.timeparse import TimeSpecError, Window, iso_utc, parse_window, to_utc, utc_now

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 import polars as pl
+
 from stepscope.analytics import pricing, run_tables, runner
 from stepscope.analytics.filters import FilterError, Filters
-
 from stepscope.config import Config
 from stepscope.store import ReadConnection
 from stepscope.timeparse import to_utc

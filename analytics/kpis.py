@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import polars as pl
+
 from stepscope.analytics import run_tables, runner
 from stepscope.analytics.filters import (
     BUCKETS,
@@ -21,7 +22,6 @@ from stepscope.analytics.filters import (
     group_sql,
     label_weeks,
 )
-
 from stepscope.config import Config
 from stepscope.store import ReadConnection
 

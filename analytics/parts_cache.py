@@ -28,8 +28,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-from stepscope.analytics import pricing, runner
 
+from stepscope.analytics import pricing, runner
 from stepscope.config import Config
 from stepscope.schema import SCHEMA_VERSION
 from stepscope.store import ReadConnection, Store

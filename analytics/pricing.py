@@ -32,6 +32,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 from genai_prices import data_snapshot
+
 from stepscope.analytics.price_library import (
     DAY_NS,
     DAY_SECONDS,
@@ -48,7 +49,6 @@ from stepscope.analytics.price_library import (
     library_model,
     library_rows,
 )
-
 from stepscope.config import Config, PriceConfig
 
 UNPRICED = "unpriced: no price known"

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import polars as pl
+
 from stepscope.analytics.clusters import failure_clusters
 from stepscope.analytics.compare import compare
 from stepscope.analytics.explore import cost_breakdown, release_markers
 from stepscope.analytics.filters import Filters
 from stepscope.analytics.formatting import format_change, format_value, label, plural
 from stepscope.analytics.kpis import kpis
-
 from stepscope.config import Config
 from stepscope.store import ReadConnection
 from stepscope.timeparse import Window, parse_iso_week, to_utc

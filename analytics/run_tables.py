@@ -30,9 +30,9 @@ import weakref
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+
 from stepscope.analytics import pricing, runner
 from stepscope.analytics.parts_cache import PartsCache
-
 from stepscope.config import Config
 from stepscope.store import ReadConnection
 

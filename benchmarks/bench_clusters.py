@@ -174,7 +174,6 @@ def _table(cols: dict, n: int, schema: pa.Schema, columns) -> pa.Table:
 def measure(db: str) -> dict:
     """Run in a child process: cluster everything twice, report seconds and peak RSS."""
     from stepscope.analytics.clusters import failure_clusters
-
     from stepscope.store import Store
 
     store = Store.open(db)

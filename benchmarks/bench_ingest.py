@@ -341,9 +341,8 @@ def run_one(directory: str, db: str, privacy: str, workers: int | None) -> dict:
     """Ingest the files once (called in a fresh child process); figures as a dict."""
     import resource
 
-    from stepscope.ingest.pipeline import ingest_paths
-
     from stepscope.config import config_from_dict
+    from stepscope.ingest.pipeline import ingest_paths
     from stepscope.store import Store
 
     sampler = Sampler()

@@ -38,9 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+
 from stepscope.analytics import Filters, kpi_series, kpis, step_kpis
 from stepscope.analytics.parts_cache import CACHE_DIR
-
 from stepscope.config import Config
 from stepscope.schema import STEP_COLUMNS
 from stepscope.store import Store

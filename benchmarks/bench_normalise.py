@@ -25,10 +25,10 @@ import time
 
 import duckdb
 import pyarrow as pa
-from stepscope.ingest.normalise import normalise
-from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
 
 from stepscope.config import Config, PrivacyConfig
+from stepscope.ingest.normalise import normalise
+from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
 
 T0 = 1_794_301_200_000_000_000
 WORDS = ("order", "refund", "shipping", "account", "invoice", "delivery", "ticket", "customer",

@@ -7,7 +7,6 @@ import streamlit as st
 
 from stepscope.analytics.kpis import HIGHER_IS_BETTER, NEUTRAL
 from stepscope.dashboard import charts, components, data, periods
-from stepscope.dashboard.context import page_context
 from stepscope.dashboard.components import (
     delta_html,
     link,
@@ -15,6 +14,7 @@ from stepscope.dashboard.components import (
     sparkline_svg,
     traces_url,
 )
+from stepscope.dashboard.context import page_context
 
 #: KPI cards: (KPI key, label, format, help)
 CARDS = (

@@ -25,9 +25,9 @@ from otlp_builders import (
     span,
     to_protobuf,
 )
-from stepscope.ingest.pipeline import ingest_paths
 
 from stepscope.config import Config
+from stepscope.ingest.pipeline import ingest_paths
 from stepscope.store import Store
 
 T0 = datetime(2026, 11, 17, 9, 0, tzinfo=UTC)  # a Tuesday of ISO week 2026-W47

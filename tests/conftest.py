@@ -11,10 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from stepscope.ingest.pipeline import IngestReport, ingest_paths
-from stepscope.sample_traces import bundled_traces_dir
 
 from stepscope.config import Config
+from stepscope.ingest.pipeline import IngestReport, ingest_paths
+from stepscope.sample_traces import bundled_traces_dir
 from stepscope.store import Store
 
 

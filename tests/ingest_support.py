@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from stepscope.ingest.pipeline import IngestReport, ingest_paths
-
 from stepscope.config import Config, config_from_dict
+from stepscope.ingest.pipeline import IngestReport, ingest_paths
 from stepscope.store import Store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "instrumentation"

@@ -15,11 +15,11 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otlp_builders import DEFAULT_SCOPE, request, to_protobuf
+
+from stepscope.config import Config, config_from_dict
 from stepscope.ingest.formats import Unit
 from stepscope.ingest.normalise import normalise
 from stepscope.ingest.otlp_decode import decode_unit
-
-from stepscope.config import Config, config_from_dict
 
 
 def config(**sections: Any) -> Config:

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 from analytics_store import T0, llm, make_store, root, tool
+
 from stepscope.alerts.evaluate import Evaluator, budget_for, change
 from stepscope.alerts.rules import parse_rules
-
 from stepscope.config import config_from_dict
 
 H = timedelta(hours=1)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
 from stepscope.alerts import notify
 from stepscope.alerts.rules import parse_rules
 from stepscope.alerts.state import AlertState, Observation, RuleInfo, step

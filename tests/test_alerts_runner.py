@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import pytest
 from analytics_store import T0, make_store, root, tool
+
 from stepscope.alerts.engine import AlertRunner
 from stepscope.alerts.state import AlertState
-
 from stepscope.config import Config
 from stepscope.timeparse import utc_now
 

@@ -19,11 +19,11 @@ from datetime import datetime, timedelta
 
 import pytest
 import yaml
+
 from stepscope.alerts.replay import replay, replay_instants
 from stepscope.alerts.rules import default_rules_path, rules_from_dict
-from stepscope.sample_traces import bundled_sample_dir
-
 from stepscope.config import config_from_dict
+from stepscope.sample_traces import bundled_sample_dir
 from stepscope.store import Store
 from stepscope.timeparse import parse_instant
 

@@ -7,6 +7,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from stepscope.alerts.engine import AlertEngine, lookback_instants
 from stepscope.alerts.evaluate import RuleResult
 from stepscope.alerts.rules import parse_rules

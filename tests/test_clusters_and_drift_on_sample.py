@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
 from stepscope.analytics.clusters import failure_clusters
 from stepscope.analytics.drift import Side, drift_findings
 from stepscope.analytics.filters import Filters
-from stepscope.ingest.pipeline import ingest_paths, iter_input_files
-from stepscope.sample_traces import bundled_sample_dir, bundled_traces_dir
-
 from stepscope.cli import cli
 from stepscope.config import Config
+from stepscope.ingest.pipeline import ingest_paths, iter_input_files
+from stepscope.sample_traces import bundled_sample_dir, bundled_traces_dir
 from stepscope.store import Store
 from stepscope.timeparse import Window, parse_instant
 

@@ -15,12 +15,12 @@ from otlp_builders import (
     span,
     to_protobuf,
 )
+
 from stepscope.analytics.clusters import CLUSTER_COLUMNS, failure_clusters
 from stepscope.analytics.error_templates import fingerprint
 from stepscope.analytics.filters import Filters
-from stepscope.ingest.pipeline import ingest_paths
-
 from stepscope.config import Config
+from stepscope.ingest.pipeline import ingest_paths
 from stepscope.store import Store
 from stepscope.timeparse import Window
 

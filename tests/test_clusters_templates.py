@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from stepscope.analytics.error_templates import fingerprint, normalise_messages
 from stepscope.analytics.template_groups import group_templates, mine_templates
 

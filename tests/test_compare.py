@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from analytics_store import T0, llm, make_store, root
 from click.testing import CliRunner
+
 from stepscope.analytics.compare import COMPARE_COLUMNS, compare, parse_selection
 from stepscope.analytics.filters import FilterError, Filters
-
 from stepscope.cli import cli
 
 LAST_WEEK = T0 - timedelta(days=7)

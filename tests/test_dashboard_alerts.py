@@ -52,8 +52,9 @@ def test_scopes_parse_back_into_filters():
 
 
 def test_firing_intervals_pair_firing_with_resolution(store_with_alerts):
-    from stepscope.alerts.status import transitions_frame
     from dashboard_fixture import NOW
+
+    from stepscope.alerts.status import transitions_frame
 
     intervals = firing_intervals(transitions_frame(store_with_alerts), NOW)
     spans = {(r["rule"], r["start"].isoformat(), r["end"].isoformat()) for r in intervals.to_dicts()}

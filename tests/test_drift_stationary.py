@@ -15,11 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+
 from stepscope.analytics.drift import drift_findings, drift_tests
+from stepscope.config import Config
 from stepscope.ingest.pipeline import ingest_paths
 from stepscope.sample_traces import DEFAULT_END, generate
-
-from stepscope.config import Config
 from stepscope.store import Store
 
 SEEDS = range(1, 21)

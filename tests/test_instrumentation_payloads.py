@@ -14,9 +14,9 @@ from typing import Any
 import duckdb
 import pytest
 from normalise_helpers import decode
-from stepscope.ingest.normalise import normalise
 
 from stepscope.config import Config
+from stepscope.ingest.normalise import normalise
 
 FIXTURES = Path(__file__).parent / "fixtures" / "instrumentation"
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "expected.json").read_text())

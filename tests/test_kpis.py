@@ -19,6 +19,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 from analytics_store import T0, llm, make_store, root, tool
+
 from stepscope.analytics import KPI_KEYS, Filters, kpis
 
 RUNS = [

@@ -9,8 +9,8 @@ import json
 import pytest
 from analytics_store import llm, make_store, root, tool
 from click.testing import CliRunner
-from stepscope.analytics import KPI_KEYS, STEP_KPI_KEYS
 
+from stepscope.analytics import KPI_KEYS, STEP_KPI_KEYS
 from stepscope.cli import cli
 
 SPECS = [

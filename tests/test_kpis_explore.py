@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from analytics_store import T0, llm, make_store, root, tid, tool
+
 from stepscope.analytics import KPI_KEYS, Filters, kpi_series, step_kpis
 from stepscope.analytics.explore import (
     cost_breakdown,

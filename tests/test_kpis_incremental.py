@@ -8,6 +8,7 @@ from datetime import timedelta
 import polars as pl
 import pytest
 from analytics_store import T0, add, llm, make_store, ns, root, tool
+
 from stepscope.analytics import kpis
 from stepscope.analytics.explore import cost_breakdown
 

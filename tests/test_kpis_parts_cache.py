@@ -8,9 +8,9 @@ import os
 import duckdb
 import pytest
 from analytics_store import add, llm, make_store, root, tool
+
 from stepscope.analytics import kpis
 from stepscope.analytics.parts_cache import CACHE_DIR, ENV_SWITCH
-
 from stepscope.config import config_from_dict
 
 SPECS = [root("a", "triage"), llm("a", "c", "gpt-4o"), tool("a", "t"),

@@ -11,14 +11,14 @@ import json
 from datetime import datetime
 
 import pytest
+
 from stepscope.analytics import Filters, kpis
 from stepscope.analytics.compare import compare, parse_selection
 from stepscope.analytics.explore import cost_breakdown
 from stepscope.analytics.report import weekly_report
 from stepscope.analytics.report_render import render_markdown
-from stepscope.sample_traces import bundled_sample_dir
-
 from stepscope.config import Config
+from stepscope.sample_traces import bundled_sample_dir
 from stepscope.store import Store
 
 SAMPLE = bundled_sample_dir()

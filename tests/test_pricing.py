@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pytest
+
 from stepscope.analytics.pricing import (
     LIBRARY,
     NS_MAX,
@@ -23,7 +24,6 @@ from stepscope.analytics.pricing import (
     model_price_at,
     price_rows,
 )
-
 from stepscope.config import Config, config_from_dict
 
 

@@ -10,9 +10,9 @@ from datetime import timedelta
 
 import pytest
 from analytics_store import T0, add, llm, make_store, root, tid
+
 from stepscope.analytics import Filters, kpis
 from stepscope.analytics.explore import cost_breakdown, find_traces, price_table, trace_steps
-
 from stepscope.config import Config, config_from_dict
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import genai_prices
 import pytest
 from analytics_store import llm, make_store, root, tid
+
 from stepscope.analytics.explore import find_traces
 
 CALLS = [

@@ -8,6 +8,7 @@ import duckdb
 import pytest
 from normalise_helpers import attrs, config, one
 from otlp_builders import STATUS_ERROR, T0, exception_event, span
+
 from stepscope.ingest.privacy import redact_values
 
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from analytics_store import T0, llm, make_store, root, tool
 from click.testing import CliRunner
+
 from stepscope.analytics.report import weekly_report
 from stepscope.analytics.report_render import render_html, render_markdown
-
 from stepscope.cli import cli
 from stepscope.commands.analytics_cmds import last_full_week
 from stepscope.config import Config

@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 from genai_prices import Usage, calc_price
 from otlp_sample_reader import raw_bytes, read_dir, requests
-from stepscope.sample_traces import bundled_sample_dir, bundled_traces_dir, generate
-from stepscope.sample_traces.company import MODELS
 
 from stepscope.cli import cli
+from stepscope.sample_traces import bundled_sample_dir, bundled_traces_dir, generate
+from stepscope.sample_traces.company import MODELS
 
 SMALL = {"days": 3, "spans": 6000}
 END = datetime(2026, 11, 16, tzinfo=UTC)

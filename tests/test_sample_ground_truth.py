@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from genai_prices import Usage, calc_price
 from otlp_sample_reader import Span, read_dir
+
 from stepscope.sample_traces import bundled_sample_dir
 
 NS = 1_000_000_000

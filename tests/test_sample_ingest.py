@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+
+from stepscope.config import Config
 from stepscope.ingest.pipeline import IngestReport
 from stepscope.ingest.unmapped import attribute_keys
 from stepscope.sample_traces import bundled_sample_dir, bundled_traces_dir
-
-from stepscope.config import Config
 from stepscope.store import Store
 
 

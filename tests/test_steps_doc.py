@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from stepscope.ingest import conventions as cv
-
 from stepscope.schema import STEP_COLUMNS
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "steps.md").read_text()
