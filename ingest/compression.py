@@ -14,9 +14,9 @@ import zlib
 from typing import BinaryIO
 
 import zstandard
-from stepscope.ingest.units import FormatError, human_size
 
 from stepscope.config import IngestConfig
+from stepscope.ingest.units import FormatError, human_size
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -22,6 +22,7 @@ import os
 import struct
 from collections.abc import Iterator
 
+from stepscope.config import IngestConfig
 from stepscope.ingest.compression import open_decompressed
 from stepscope.ingest.json_documents import json_units
 from stepscope.ingest.proto_framing import (
@@ -31,8 +32,6 @@ from stepscope.ingest.proto_framing import (
     request_units,
 )
 from stepscope.ingest.units import FormatError, Unit, human_size
-
-from stepscope.config import IngestConfig
 
 __all__ = ["UNIT_BYTES", "FormatError", "Unit", "read_units", "request_unit", "sniff"]
 

@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
 from stepscope.ingest import otlp_json
 from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
 from stepscope.ingest.units import OtlpError, Unit

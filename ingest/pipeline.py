@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stepscope.config import Config
 from stepscope.ingest import formats
 from stepscope.ingest.formats import FormatError, Unit, read_units, request_unit
 from stepscope.ingest.units import OtlpError
@@ -40,8 +41,6 @@ from stepscope.ingest.workers import (
     process_batch,
     process_in_worker,
 )
-
-from stepscope.config import Config
 from stepscope.store import MARKER_FILE, AppendResult, Store
 
 # Use worker processes only when there is enough input to repay starting them.
@@ -49,9 +48,11 @@ POOL_MIN_BYTES = 16 * 1024 * 1024
 UNITS_IN_FLIGHT_PER_WORKER = 2
 # Small units (small files) are decoded and normalised together, up to this many.
 MAX_UNITS_PER_TASK = 256
+# Worker processes are replaced after this many tasks (about 40 MB of input each).
+TASKS_PER_WORKER = 40
 # Steps are appended in batches of about this many rows: larger batches make fewer
 # segments, but the store's append holds several times the batch in memory.
-APPEND_ROWS = 25_000
+APPEND_ROWS = 10_000
 
 Progress = Callable[[int, int], None]
 
@@ -136,8 +137,11 @@ class _Runner:
             # Workers fork from a server that has imported everything once; pandas too,
             # because pyarrow imports it on first use when it is installed.
             context.set_forkserver_preload(["stepscope.ingest.workers", "pandas"])
+            # A worker's memory creeps up over hundreds of tasks (allocators keep what
+            # DuckDB and Arrow freed); a fresh fork from the server now and then resets it.
             self.executor = ProcessPoolExecutor(workers, mp_context=context,
-                                                initializer=init_worker, initargs=(config,))
+                                                initializer=init_worker, initargs=(config,),
+                                                max_tasks_per_child=TASKS_PER_WORKER)
             self.capacity = workers * UNITS_IN_FLIGHT_PER_WORKER
         else:
             self.executor = InlineExecutor()

@@ -17,11 +17,10 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from stepscope.config import IngestConfig
 from stepscope.ingest.compression import ZSTD_MAGIC, check_expansion, decompress_record
 from stepscope.ingest.units import FormatError, Kind, Unit
 from stepscope.ingest.wire import WireError, encode_varint, length_delimited
-
-from stepscope.config import IngestConfig
 
 # A length-prefixed record that declares more than this is treated as corruption.
 MAX_RECORD_BYTES = 512 * 1024 * 1024

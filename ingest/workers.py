@@ -16,11 +16,11 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+
+from stepscope.config import Config
 from stepscope.ingest.normalise import normalise
 from stepscope.ingest.otlp_decode import decode_unit
 from stepscope.ingest.units import OtlpError, Unit
-
-from stepscope.config import Config
 from stepscope.store import AppendResult, Store
 
 

@@ -11,9 +11,6 @@ import json
 import tempfile
 
 import pytest
-import stepscope.ingest.formats as formats
-import stepscope.ingest.json_documents as json_documents
-import stepscope.ingest.pipeline as pipeline
 import zstandard
 from click.testing import CliRunner
 from ingest_support import FIXTURES, ingest, reasons, rows, write_files
@@ -29,6 +26,9 @@ from otlp_builders import (
     to_protobuf,
 )
 
+import stepscope.ingest.formats as formats
+import stepscope.ingest.json_documents as json_documents
+import stepscope.ingest.pipeline as pipeline
 from stepscope.cli import cli
 from stepscope.config import config_from_dict
 from stepscope.store import Store

@@ -7,10 +7,10 @@ import json
 from click.testing import CliRunner
 from ingest_support import write_files
 from otlp_builders import agent_trace, request, to_json_lines, to_otlp_json, to_protobuf
-from stepscope.ingest.pipeline import ingest_paths
 
 from stepscope.cli import cli
 from stepscope.config import Config
+from stepscope.ingest.pipeline import ingest_paths
 from stepscope.store import Store
 
 

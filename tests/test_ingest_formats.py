@@ -29,10 +29,10 @@ from otlp_builders import (
     to_protobuf,
     zstd_compressed,
 )
-from stepscope.ingest.formats import read_units
-from stepscope.ingest.otlp_decode import decode_unit
 
 from stepscope.config import IngestConfig
+from stepscope.ingest.formats import read_units
+from stepscope.ingest.otlp_decode import decode_unit
 from stepscope.store import Store
 
 LIMITS = IngestConfig()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import stepscope.ingest.formats as formats
 from ingest_support import ingest, keep_content, rows, write_files
 from otlp_builders import (
     agent_trace,
@@ -16,6 +15,7 @@ from otlp_builders import (
     to_protobuf,
 )
 
+import stepscope.ingest.formats as formats
 from stepscope.store import Store
 
 

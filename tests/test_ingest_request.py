@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ingest_support import rows
 from otlp_builders import agent_trace, request, span, to_generic_json, to_otlp_json, to_protobuf
-from stepscope.ingest.pipeline import ingest_request
 
 from stepscope.config import Config
+from stepscope.ingest.pipeline import ingest_request
 from stepscope.store import Store
 
 

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from otlp_builders import any_value
+
 from stepscope.ingest.wire import WireError, any_value_text, decode_key_values
 
 scalars = st.one_of(
