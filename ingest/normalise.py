@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from stepscope.config import Config
 from stepscope.ingest import privacy
 from stepscope.ingest.key_index import KeyIndex, null_entries
 from stepscope.ingest.normalise_sql import BatchShape, Builder
 from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
-
-from stepscope.config import Config
 from stepscope.schema import STEP_COLUMNS
 
 _ARROW_TYPES = {

@@ -22,11 +22,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from stepscope.config import Config
 from stepscope.ingest import conventions as cv
 from stepscope.ingest import privacy
 from stepscope.ingest.conventions import Key
-
-from stepscope.config import Config
 
 MODEL_CALL_KINDS = ("llm", "embedding")
 AGGREGATE_KINDS = ("agent", "workflow")

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepscope.ingest import conventions as cv
-
 from stepscope.config import Config
+from stepscope.ingest import conventions as cv
 from stepscope.store import ReadConnection
 
 EXAMPLE_CHARS = 120
