@@ -229,7 +229,7 @@ def spend_command(db: str, config_path: str | None, since: str | None, until: st
                   service_versions: tuple[str, ...], models: tuple[str, ...],
                   tenants: tuple[str, ...], by: tuple[str, ...], bucket: str,
                   now_text: str | None, fmt: str) -> None:
-    """Spend by model, workflow, tenant, ... over time, with each figure's price sources
+    """Spend by model, workflow or tenant over time, with each figure's price sources
     and the cost spans reported themselves beside ours."""
     config = get_config(config_path)
     now = resolve_now(now_text)
