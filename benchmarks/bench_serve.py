@@ -3,12 +3,13 @@
     python benchmarks/bench_serve.py                    # 60 s, 2 clients, 512 spans/request
     python benchmarks/bench_serve.py --seconds 600      # the 10-minute memory check
 
-Starts the real `stepscope serve` (default configuration: privacy `redact`) on a fresh
-store, then client processes send protobuf `ExportTraceServiceRequest`s of 512 realistic
-spans (the agent traces of `bench_ingest.py`: three conventions, 10-20 attributes, about
-300 bytes each of input and output content) over keep-alive HTTP connections, as fast as
-the server acknowledges them. A 429/503 is retried after its `Retry-After`, as OTLP
-exporters do. Every request carries new trace ids, so nothing is deduplicated.
+Starts the real `stepscope serve` (default configuration: privacy `redact`, or the mode
+given with `--privacy`) on a fresh store, then client processes send protobuf
+`ExportTraceServiceRequest`s of 512 realistic spans (the agent traces of
+`bench_ingest.py`: three conventions, 10-20 attributes, about 300 bytes each of input and
+output content) over keep-alive HTTP connections, as fast as the server acknowledges
+them. A 429/503 is retried after its `Retry-After`, as OTLP exporters do. Every request
+carries new trace ids, so nothing is deduplicated.
 
 Reported: acknowledged spans/s while sending; the end-to-end rate (acknowledged spans
 divided by the time until the store held all of them); the server's resident memory and
@@ -179,14 +180,19 @@ def main() -> None:
     parser.add_argument("--db", help="store directory (default: a fresh temporary one)")
     parser.add_argument("--workers", type=int, default=0,
                         help="stepscope serve --workers (default 0: one per core)")
+    parser.add_argument("--privacy", choices=("redact", "keep", "drop"), default="redact",
+                        help="[privacy] content of the server's configuration (default redact)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-serve-")
     db = Path(args.db) if args.db else Path(tmp.name) / "db"
+    config = Path(tmp.name) / "stepscope.toml"
+    config.write_text(f'[privacy]\ncontent = "{args.privacy}"\n')
     server = subprocess.Popen(
         [sys.executable, "-c", "from stepscope.cli import main; main()", "serve",
-         "--db", str(db), "--port", "0", "--workers", str(args.workers)],
+         "--db", str(db), "--port", "0", "--workers", str(args.workers),
+         "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     port = 0
@@ -241,6 +247,7 @@ def main() -> None:
     steady = [s["rss"] for s in samples if s["t"] >= min(30.0, send_seconds / 2)]
     summary = {
         "clients": args.clients,
+        "privacy": args.privacy,
         "spans_per_request": args.spans_per_request,
         "send_seconds": round(send_seconds, 1),
         "requests_acknowledged": sent.value,
