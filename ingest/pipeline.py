@@ -48,8 +48,8 @@ POOL_MIN_BYTES = 16 * 1024 * 1024
 UNITS_IN_FLIGHT_PER_WORKER = 2
 # Small units (small files) are decoded and normalised together, up to this many.
 MAX_UNITS_PER_TASK = 256
-# Worker processes are replaced after this many tasks (about 40 MB of input each).
-TASKS_PER_WORKER = 40
+# Worker processes are replaced after this many tasks between them (about 8 MB each).
+TASKS_PER_POOL = 80
 # Steps are appended in batches of about this many rows: larger batches make fewer
 # segments, but the store's append holds several times the batch in memory.
 APPEND_ROWS = 10_000
@@ -131,21 +131,41 @@ class _Runner:
         self.ready: list[tuple[str, int]] = []  # spilled steps of finished files
         self.ready_rows = 0
         self.append: Future[AppendResult] | None = None
+        self.workers = workers
+        self.tasks = 0  # tasks given to the current worker processes
         self.executor: Executor
         if workers > 1:
-            context = multiprocessing.get_context("forkserver")
-            # Workers fork from a server that has imported everything once; pandas too,
-            # because pyarrow imports it on first use when it is installed.
-            context.set_forkserver_preload(["stepscope.ingest.workers", "pandas"])
-            # A worker's memory creeps up over hundreds of tasks (allocators keep what
-            # DuckDB and Arrow freed); a fresh fork from the server now and then resets it.
-            self.executor = ProcessPoolExecutor(workers, mp_context=context,
-                                                initializer=init_worker, initargs=(config,),
-                                                max_tasks_per_child=TASKS_PER_WORKER)
+            self.executor = self._new_pool()
             self.capacity = workers * UNITS_IN_FLIGHT_PER_WORKER
         else:
             self.executor = InlineExecutor()
             self.capacity = 1
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that has imported everything once; pandas too,
+        # because pyarrow imports it on first use when it is installed.
+        context.set_forkserver_preload(["stepscope.ingest.workers", "pandas"])
+        self.tasks = 0
+        return ProcessPoolExecutor(self.workers, mp_context=context,
+                                   initializer=init_worker, initargs=(self.config,))
+
+    def _renew_pool(self) -> None:
+        """Replace the worker processes once the work in hand is done.
+
+        A worker's memory creeps up over hundreds of tasks (the allocators keep some of
+        what DuckDB and Arrow free), and a fresh fork from the server resets it. Not
+        `max_tasks_per_child`: up to Python 3.15 it can leave the pool without workers
+        (CPython gh-115634).
+        """
+        while self.units:
+            self._collect_one()
+        while self.append is not None:
+            self.report.add(self.append.result())
+            self.append = None
+            self._append_when_due()
+        self.executor.shutdown(wait=True)
+        self.executor = self._new_pool()
 
     def submit(self, job: _FileJob, unit: Unit, position: int) -> None:
         """Queue a unit; small ones wait to share a task with the next (of any file)."""
@@ -163,6 +183,9 @@ class _Runner:
         units = [unit for _, unit in self.batch]
         self.batch, self.batch_bytes = [], 0
         if isinstance(self.executor, ProcessPoolExecutor):
+            if self.tasks >= TASKS_PER_POOL:
+                self._renew_pool()
+            self.tasks += 1
             future = self.executor.submit(process_in_worker, units, self.spill_dir)
         else:
             future = self.executor.submit(process_batch, units, self.config, self.spill_dir)

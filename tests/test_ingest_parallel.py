@@ -16,12 +16,14 @@ from otlp_builders import (
 )
 
 import stepscope.ingest.formats as formats
+import stepscope.ingest.pipeline as pipeline
 from stepscope.store import Store
 
 
 @pytest.mark.slow
 def test_two_workers_store_the_same_rows_as_one_process(tmp_path, monkeypatch):
     monkeypatch.setattr(formats, "UNIT_BYTES", 4_000)
+    monkeypatch.setattr(pipeline, "TASKS_PER_POOL", 3)  # worker processes renewed as it goes
     files = {
         "big.pb": to_protobuf(request_of(*(resource_spans(agent_trace(n)) for n in range(1, 40)))),
         "lines.jsonl": to_json_lines([request(agent_trace(n)) for n in range(40, 60)]) + "oops\n",
