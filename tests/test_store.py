@@ -153,3 +153,28 @@ def test_empty_store_has_empty_content_events(tmp_path):
     store = Store.open(tmp_path / "db", create=True)
     with store.connect() as con:
         assert con.execute("SELECT count(*) FROM content_events").fetchone() == (0,)
+
+
+def test_store_being_created_reads_as_not_yet_there(tmp_path):
+    path = tmp_path / "db"
+    (path / "steps").mkdir(parents=True)
+    (path / "write.lock").touch()
+    with pytest.raises(StoreError, match="no store here yet"):
+        Store.open(path)
+
+
+def test_foreign_directory_is_not_a_store(tmp_path):
+    (tmp_path / "db").mkdir()
+    (tmp_path / "db" / "notes.txt").write_text("hello")
+    with pytest.raises(StoreError, match="not a stepscope store"):
+        Store.open(tmp_path / "db")
+
+
+def test_a_compacted_segment_is_not_compacted_again(tmp_path):
+    store = Store.open(tmp_path / "db", create=True)
+    for _ in range(3):
+        store.append_steps(make_runs(2), compact=False)
+    assert store.compact(force=True) == 3
+    store.append_steps(make_runs(2), compact=False)
+    assert store.compact(force=True) == 0
+    assert len(store.segment_files()) == 2

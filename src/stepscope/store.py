@@ -57,6 +57,9 @@ COMPACT_WHEN_SMALL_SEGMENTS = 16
 # Replaced segments stay readable this long for queries already running.
 RETIRED_GRACE_SECONDS = 600
 PARQUET_ROW_GROUP_ROWS = 122_880
+# What a store being created holds before its marker is written: a reader that finds only
+# these is early, not looking at a foreign directory.
+_STORE_ENTRIES = frozenset({SEGMENT_DIR, LOCK_FILE, MANIFEST_FILE})
 
 # A 64-bit key per span that deduplication scans instead of two long strings.
 SPAN_KEY_SQL = DATASETS["steps"].key_sql
@@ -107,7 +110,10 @@ class Store:
         marker = store.path / MARKER_FILE
         if not marker.exists():
             if not create:
-                if store.path.exists() and any(store.path.iterdir()):
+                if store.path.exists() and any(
+                    entry.name not in _STORE_ENTRIES and not entry.name.startswith(".")
+                    for entry in store.path.iterdir()
+                ):
                     raise StoreError(f"{store.path}: not a stepscope store (no {MARKER_FILE})")
                 raise StoreError(
                     f"{store.path}: no store here yet; load traces first with "
@@ -282,7 +288,9 @@ class Store:
     def _compact_locked(self, manifest: dict[str, Any], force: bool = False,
                         dataset: str = "steps") -> int:
         segments = _segments_of(manifest, dataset)
-        small = [s for s in segments if s["rows"] < SMALL_SEGMENT_ROWS]
+        # A compaction result is never small again: rewriting it would copy rows twice over.
+        small = [s for s in segments
+                 if s["rows"] < SMALL_SEGMENT_ROWS and not s.get("compacted")]
         if len(small) < (2 if force else COMPACT_WHEN_SMALL_SEGMENTS):
             self._sweep_retired(manifest)
             return 0
@@ -297,6 +305,7 @@ class Store:
             )
         finally:
             con.close()
+        seg["compacted"] = True
         self._publish(manifest, remove=[s["file"] for s in small], add=[seg], dataset=dataset)
         return len(small)
 
