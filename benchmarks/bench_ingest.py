@@ -371,13 +371,39 @@ def run_one(directory: str, db: str, privacy: str, workers: int | None) -> dict:
     }
 
 
+def _decode_file(path: str) -> int:
+    from stepscope.config import IngestConfig
+    from stepscope.ingest.formats import read_units
+    from stepscope.ingest.otlp_decode import decode_unit
+
+    return sum(decode_unit(unit)[0].num_rows for unit in read_units(path, IngestConfig()))
+
+
+def decode_only(directory: Path, workers: int) -> dict:
+    """Files to raw spans tables only (format detection, framing, decoding), on every core:
+    the part of ingest that comes before normalisation and the store."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    files = sorted(str(p) for p in directory.iterdir())
+    started = time.perf_counter()
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        spans = sum(pool.map(_decode_file, files))
+    seconds = time.perf_counter() - started
+    return {"spans": spans, "seconds": round(seconds, 2), "spans_per_second": round(spans / seconds),
+            "load_average_1m": round(os.getloadavg()[0], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
-    parser.add_argument("--privacy", nargs="+", default=["redact", "keep"],
+    parser.add_argument("--privacy", nargs="*", default=["redact", "keep"],
                         choices=["keep", "redact", "drop"])
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: cores)")
     parser.add_argument("--workdir", help="where to write the traces and stores (default: a temp dir)")
+    parser.add_argument("--decode-only", action="store_true",
+                        help="also time decoding alone (files to raw spans), without normalising or storing")
     parser.add_argument("--run-one", nargs=3, metavar=("DIR", "DB", "PRIVACY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_one:
@@ -391,6 +417,12 @@ def main() -> None:
               f"({size / 2**20:.0f} MiB, {size / args.spans:.0f} bytes/span) "
               f"in {time.perf_counter() - started:.1f}s", flush=True)
         results = []
+        if args.decode_only:
+            decoded = decode_only(traces, args.workers or os.cpu_count() or 1)
+            results.append({"decode_only": decoded})
+            print(f"decode only    {decoded['spans']:>9,} spans in {decoded['seconds']:6.1f}s "
+                  f"= {decoded['spans_per_second']:>7,} spans/s (load {decoded['load_average_1m']})",
+                  flush=True)
         for mode in args.privacy:
             db = str(Path(work) / f"db-{mode}")
             command = [sys.executable, __file__, "--run-one", str(traces), db, mode]
