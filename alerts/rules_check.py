@@ -41,6 +41,7 @@ from stepscope.alerts.rule_types import (
     RuleSet,
 )
 from stepscope.analytics.kpis import KPI_KEYS
+from stepscope.config import describe_value
 from stepscope.timeparse import TimeSpecError, parse_duration
 
 _RULE_KEYS = ("name", "description", "metric", "scope", "window", "condition", "min_runs", "for",
@@ -430,14 +431,4 @@ def _suggest(value: Any, choices: tuple[str, ...]) -> str:
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    return f"{type(value).__name__} {value!r}"
+    return describe_value(value, mapping="a mapping")

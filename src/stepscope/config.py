@@ -14,6 +14,7 @@ import re
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -163,7 +164,7 @@ def config_from_dict(data: dict[str, Any], source: str = "<config>") -> Config:
 
 def _build(cls: type, data: Any, source: str, where: str) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {where or 'top level'}: expected a table, got {_kind(data)}")
+        raise ConfigError(f"{source}: {where or 'top level'}: expected a table, got {describe_value(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS}
     unknown = sorted(set(data) - set(fields))
@@ -198,29 +199,29 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     if origin is tuple:
         item_type = args[0]
         if not isinstance(value, list):
-            raise ConfigError(f"{source}: {key}: expected a list, got {_kind(value)}")
+            raise ConfigError(f"{source}: {key}: expected a list, got {describe_value(value)}")
         return tuple(_coerce(item_type, v, source, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key}: expected a table, got {_kind(value)}")
+            raise ConfigError(f"{source}: {key}: expected a table, got {describe_value(value)}")
         return {k: _coerce(args[1], v, source, _join(key, k)) for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, source, key)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{source}: {key}: expected true or false, got {_kind(value)}")
+            raise ConfigError(f"{source}: {key}: expected true or false, got {describe_value(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: {key}: expected an integer, got {_kind(value)}")
+            raise ConfigError(f"{source}: {key}: expected an integer, got {describe_value(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{source}: {key}: expected a number, got {_kind(value)}")
+            raise ConfigError(f"{source}: {key}: expected a number, got {describe_value(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{source}: {key}: expected a string, got {_kind(value)}")
+            raise ConfigError(f"{source}: {key}: expected a string, got {describe_value(value)}")
         return value
     if hint is date:
         if isinstance(value, datetime):
@@ -257,11 +258,18 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _kind(value: Any) -> str:
+def describe_value(value: Any, *, mapping: str = "a table") -> str:
+    """How an error message names a wrong value: its kind, and the value when short.
+
+    Shared by every file stepscope validates (this TOML, alert rule YAML), so their
+    messages read alike; `mapping` is what the file format calls a key-value table.
+    """
+    if value is None:
+        return "nothing"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
-    if isinstance(value, dict):
-        return "a table"
+    if isinstance(value, Mapping):
+        return mapping
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
