@@ -17,7 +17,6 @@ repeated or null key has those entries filtered out.
 from __future__ import annotations
 
 import uuid
-import warnings
 from datetime import UTC, datetime
 
 import duckdb
@@ -29,23 +28,13 @@ from stepscope.ingest import privacy
 from stepscope.ingest.key_index import KeyIndex, null_entries
 from stepscope.ingest.normalise_sql import BatchShape, Builder
 from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
-from stepscope.schema import STEP_COLUMNS
+from stepscope.schema import STEP_COLUMNS, arrow_schema
 
-_ARROW_TYPES = {
-    "VARCHAR": pa.string(),
-    "BOOLEAN": pa.bool_(),
-    "BIGINT": pa.int64(),
-    "INTEGER": pa.int32(),
-    "DOUBLE": pa.float64(),
-    "TIMESTAMP": pa.timestamp("us"),
-    "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
-}
-STEP_ARROW_SCHEMA = pa.schema([pa.field(c.name, _ARROW_TYPES[c.sql_type]) for c in STEP_COLUMNS])
+STEP_ARROW_SCHEMA = arrow_schema(STEP_COLUMNS)
 
 # DuckDB scans an Arrow table in parallel by record batch: split big batches so both
 # cores work (slicing is zero-copy).
 SCAN_CHUNK_ROWS = 16_384
-STREAM_ROWS = 32_768
 
 
 def normalise(con: duckdb.DuckDBPyConnection, raw: pa.Table, config: Config,
@@ -53,8 +42,7 @@ def normalise(con: duckdb.DuckDBPyConnection, raw: pa.Table, config: Config,
     """Map a raw spans batch onto the steps schema, privacy policy applied.
 
     `con` is a scratch in-memory connection; the batch is registered on it under a unique
-    name for the duration of the call, and the policy's redaction macros are defined on
-    it the first time they are needed. `ingested_at` defaults to now (UTC). Raises
+    name for the duration of the call. `ingested_at` defaults to now (UTC). Raises
     ValueError for a table that is not a raw spans table.
     """
     _check(raw)
@@ -75,6 +63,8 @@ def normalise(con: duckdb.DuckDBPyConnection, raw: pa.Table, config: Config,
     if content:  # `drop`: content values never reach the query
         attr_values = null_entries(attr_values, attrs.entry_mask(keep=content.__contains__))
     table = raw.set_column(raw.schema.get_field_index("attr_values"), "attr_values", attr_values)
+    # Privacy first, on whole columns: every lookup of the query reads redacted values.
+    table = _redacted(table, mode)
     for slot, positions in enumerate(attrs.positions(list(builder.attr_slots))):
         table = table.append_column(f"_p{slot}", positions)
     for slot, positions in enumerate(resources.positions(list(builder.res_slots))):
@@ -82,26 +72,50 @@ def normalise(con: duckdb.DuckDBPyConnection, raw: pa.Table, config: Config,
 
     con.register(name, _rechunk(table))
     try:
-        try:
-            result = _run(con, query, raw.num_rows)
-        except duckdb.CatalogException as exc:
-            if "stepscope_" not in str(exc):
-                raise
-            # First batch of this policy on this connection: define its macros once.
-            privacy.install(con, mode)
-            result = _run(con, query, raw.num_rows)
+        result = _run(con, query)
     finally:
         con.unregister(name)
 
     if not result.column("span_id").equals(raw.column("span_id")):
         raise ValueError("normalised rows came back out of order (preserve_insertion_order "
                          "must stay on for the scratch connection)")
-    attributes = _attribute_map(attrs, attr_keys, attr_values, result.column("_vr"),
-                                drop=content)
+    attributes = _attribute_map(attrs, attr_keys, table.column("attr_values"), drop=content)
     resource_map = _attribute_map(resources, raw.column("resource_keys").combine_chunks(),
-                                  raw.column("resource_values").combine_chunks(),
-                                  result.column("_rvr"))
+                                  table.column("resource_values"))
     return _assemble(result, attributes, resource_map)
+
+
+# The raw columns whose text the privacy policy applies to: lists of values, and texts.
+_REDACTED_LISTS = ("attr_values", "resource_values", "event_attr_values")
+_REDACTED_TEXTS = ("status_message", "exception_message")
+
+
+def _redacted(table: pa.Table, mode: str) -> pa.Table:
+    """The batch with the policy applied to every value it stores, in one pass.
+
+    All the values (attribute lists flattened, messages as they are) are redacted as one
+    column and cut back into their places, so the list offsets are kept unchanged.
+    """
+    lists = {name: table.column(name).combine_chunks() for name in _REDACTED_LISTS}
+    pieces = [pc.list_flatten(lists[name]) for name in _REDACTED_LISTS]
+    pieces += [table.column(name).combine_chunks() for name in _REDACTED_TEXTS]
+    redacted = privacy.redact_array(pa.concat_arrays([p.cast(pa.string()) for p in pieces]), mode)
+    at = 0
+    for name in (*_REDACTED_LISTS, *_REDACTED_TEXTS):
+        if name in lists:
+            original = lists[name]
+            count = len(pc.list_flatten(original))
+            offsets = original.offsets
+            if len(offsets) and offsets[0].as_py() != 0:
+                offsets = pc.subtract(offsets, offsets[0])
+            column = pa.ListArray.from_arrays(offsets, redacted.slice(at, count),
+                                              mask=original.is_null())
+        else:
+            count = table.num_rows
+            column = redacted.slice(at, count)
+        at += count
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
 
 
 def normalise_sql(raw: pa.Table, config: Config) -> str:
@@ -112,13 +126,8 @@ def normalise_sql(raw: pa.Table, config: Config) -> str:
     return Builder(config, shape, config.privacy.content).query("raw", "1970-01-01 00:00:00")
 
 
-def _run(con: duckdb.DuckDBPyConnection, query: str, rows: int) -> pa.Table:
-    """Run the query to Arrow. A relation streams its result without a copy but binds the
-    query twice; below STREAM_ROWS the second bind costs more than the copy it saves."""
-    if rows < STREAM_ROWS:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*extra copy", category=UserWarning)
-            return con.execute(query).to_arrow_table()
+def _run(con: duckdb.DuckDBPyConnection, query: str) -> pa.Table:
+    """Run the query to Arrow, streamed: a materialised result would hold every row twice."""
     return con.sql(query).to_arrow_table()
 
 
@@ -145,14 +154,14 @@ def _rechunk(raw: pa.Table) -> pa.Table:
     return pa.Table.from_batches(raw.to_batches(max_chunksize=SCAN_CHUNK_ROWS))
 
 
-def _attribute_map(index: KeyIndex, keys: pa.ListArray, values: pa.ListArray,
-                   redacted: pa.ChunkedArray, drop: set[str] | frozenset[str] = frozenset()
-                   ) -> pa.Array:
-    """The map column: redacted lists where the query returned them, the raw ones
-    elsewhere; content keys (under `drop`) and repeated or null keys left out."""
-    if redacted.null_count < len(redacted):
-        merged = pc.if_else(pc.is_null(redacted), values, redacted)
-        values = merged.combine_chunks() if isinstance(merged, pa.ChunkedArray) else merged
+def _attribute_map(index: KeyIndex, keys: pa.ListArray, values: pa.ChunkedArray | pa.Array,
+                   drop: set[str] | frozenset[str] = frozenset()) -> pa.Array:
+    """The map column from the keys and the values after the privacy policy; content
+    keys (under `drop`) and repeated or null keys left out."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.type != keys.type:
+        values = values.cast(keys.type)
     bad = index.has_bad_keys()
     if drop or bad:
         keep = (lambda key: key not in drop) if drop else None

@@ -9,8 +9,8 @@ builder records which keys it used (`attr_slots`, `res_slots`).
 
 Stages (each a projection over the previous one, so every value is computed once):
 
-1. `_v`/`_rv`: the span's attribute and resource values after the privacy policy; every
-   lookup reads them, so nothing derived can leak what was redacted.
+1. `_v`/`_rv`: the span's attribute and resource values (the privacy policy is applied
+   before the query, see `normalise`); every lookup reads them.
 2. Fields that need no step kind, and the step kind itself.
 3. Fields that depend on the kind: tokens and reported cost only on model calls,
    Traceloop's entity name, trace-level fields on root spans.
@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from stepscope.config import Config
 from stepscope.ingest import conventions as cv
-from stepscope.ingest import privacy
 from stepscope.ingest.conventions import Key
 
 MODEL_CALL_KINDS = ("llm", "embedding")
@@ -56,6 +55,18 @@ class BatchShape:
     attr_keys: frozenset[str]
     resource_keys: frozenset[str]
     event_keys: frozenset[str]
+
+
+def _looks_like_json(value: str, openers: str) -> str:
+    """SQL: the text starts with one of `openers`, after any leading whitespace.
+
+    A cheap test before `json_extract_string`, whose failure on plain text is an
+    exception per value. Whitespace is stripped only where the text starts with it.
+    """
+    first = " OR ".join(f"starts_with({value}, {q(o)})" for o in openers)
+    stripped = f"ltrim({value}, {q(' ' + chr(9) + chr(10) + chr(13))})"
+    spaced = " OR ".join(f"starts_with({stripped}, {q(o)})" for o in openers)
+    return (f"({first} OR (ascii({value}) IN (9, 10, 13, 32) AND ({spaced})))")
 
 
 def _natural(key: str) -> tuple:
@@ -98,7 +109,7 @@ class Builder:
             return None
         if k.json_path is not None:
             # JSON text -> the path; a plain scalar is taken as it is.
-            value = (f"CASE WHEN starts_with({value}, '[') OR starts_with({value}, '{{') "
+            value = (f"CASE WHEN {_looks_like_json(value, '[{')} "
                      f"THEN try(json_extract_string({value}, {q(k.json_path)})) ELSE {value} END")
         if k.only_kind is not None:
             value = f"CASE WHEN step_kind = {q(k.only_kind)} THEN {value} END"
@@ -136,49 +147,15 @@ class Builder:
     # -- stage 1: the attribute lists after the privacy policy --------------------------------
 
     def stage1(self, source: str) -> str:
-        """`_v`/`_rv` are the lists every lookup reads; `_vr`/`_rvr` are the same lists
-        only where the span had something to redact, null elsewhere, so unchanged lists
-        are never copied back out of DuckDB. (Under `drop`, content values arrive nulled.)
+        """`_v`/`_rv`/`_ev` are the lists every lookup reads, `_sm`/`_xm` the messages.
 
-        Attribute values, resource values, the status and exception messages and the
-        content events are redacted together: one scan per span, and one instance of the
-        redaction expression in the query (each instance costs milliseconds to set up).
+        The batch arrives with the privacy policy applied already (`normalise` redacts
+        every value column-wise before the query), so nothing derived here can leak what
+        was redacted. (Under `drop`, content values arrive nulled.)
         """
-        events = self.content_events_used()
-        ev = "coalesce(event_attr_values, [])" if events else "[]"
-        lists = ("SELECT *, coalesce(attr_values, []) AS _v0, "
-                 f"coalesce(resource_values, []) AS _rv0, {ev} AS _ev0 FROM {source}")
-        m = {name: privacy.macro(self.mode, name)
-             for name in ("join_values", "redact_joined", "split_values")}
-        all0 = "list_concat(_v0, _rv0, _ev0, [status_message, exception_message])"
-        sizes = f"SELECT *, len(_v0) AS _nv, len(_rv0) AS _nr, len(_ev0) AS _ne FROM ({lists})"
-        sep, null_mark = q(privacy.SEPARATOR), q(privacy.NULL_MARK)
-        # Lists without null values (nearly all) are joined as they are; the others go
-        # through the macro, which marks nulls first so that splitting finds them again.
-        parts = ", ".join(f"CASE WHEN {n} > 0 THEN array_to_string({col}, {sep}) END"
-                          for col, n in (("_v0", "_nv"), ("_rv0", "_nr"), ("_ev0", "_ne")))
-        no_nulls = " AND ".join(f"list_count({c}) = {n}"
-                                for c, n in (("_v0", "_nv"), ("_rv0", "_nr"), ("_ev0", "_ne")))
-        join = (f"CASE WHEN {no_nulls} THEN concat_ws({sep}, {parts}, "
-                f"coalesce(status_message, {null_mark}), coalesce(exception_message, {null_mark})) "
-                f"ELSE {m['join_values']}({all0}) END")
-        joined = f"SELECT *, {join} AS _j FROM ({sizes})"
-        flagged = f"SELECT *, {m['redact_joined']}(_j) AS _rj FROM ({joined})"
-        together = f"SELECT *, {m['split_values']}(_rj, {all0}) AS _all FROM ({flagged})"
-        split = {
-            "_vr": "list_slice(_all, 1, _nv)",
-            "_rvr": "list_slice(_all, _nv + 1, _nv + _nr)",
-            "_evr": "list_slice(_all, _nv + _nr + 1, _nv + _nr + _ne)",
-            "_status_message": "_all[_nv + _nr + _ne + 1]",
-            "_exception_message": "_all[_nv + _nr + _ne + 2]",
-        }
-        cols = ", ".join(f"CASE WHEN _all IS NOT NULL THEN {e} END AS {n}" for n, e in split.items())
-        redacted = f"SELECT *, {cols} FROM ({together})"
-        return ("SELECT *, coalesce(_vr, _v0) AS _v, coalesce(_rvr, _rv0) AS _rv, "
-                "coalesce(_evr, _ev0) AS _ev, "
-                "CASE WHEN _all IS NULL THEN status_message ELSE _status_message END AS _sm, "
-                "CASE WHEN _all IS NULL THEN exception_message ELSE _exception_message END AS _xm "
-                f"FROM ({redacted})")
+        ev = "coalesce(event_attr_values, [])" if self.content_events_used() else "[]"
+        return ("SELECT *, coalesce(attr_values, []) AS _v, coalesce(resource_values, []) AS _rv, "
+                f"{ev} AS _ev, status_message AS _sm, exception_message AS _xm FROM {source}")
 
     def content_events_used(self) -> bool:
         if self.mode == "drop" or not self.shape.event_keys:
@@ -305,9 +282,12 @@ class Builder:
         for k in ks:
             e = self.attr(k.name)
             if e is not None:
+                # Only a JSON array is parsed: `try` on plain text costs an exception per
+                # path per span, more than the rest of normalisation together.
                 texts = [f"nullif(array_to_string(try(json_extract_string({e}, {q(p)})), "
                          f"{_NEWLINE}), '')" for p in cv.MESSAGE_TEXT_PATHS]
-                out.append(coalesce([*texts, e]))
+                out.append(f"CASE WHEN {_looks_like_json(e, '[')} THEN {coalesce([*texts, e])} "
+                           f"ELSE {e} END")
         return out
 
     def event_text(self, patterns: Sequence[str]) -> str | None:
@@ -456,7 +436,6 @@ class Builder:
             "source_file": "source_file",
             "source_batch": "source_batch",
             "ingested_at": f"TIMESTAMP {q(ingested_at)}",
-            "_vr": "_vr", "_rvr": "_rvr",
         }
         return cols
 

@@ -2,24 +2,23 @@
 
 `ingest_paths` reads every file under the given paths. The parent process reads and
 frames each file (`formats`) and keeps the books; worker processes, one per core, decode
-and normalise the units (`otlp_decode`, `normalise`) and write each unit's steps to a
-temporary Arrow file. When every unit of a file has decoded, its steps are queued for the
-store, and a worker appends them (`Store.append_steps`, which deduplicates against what
-is stored and publishes atomically) in batches of about `APPEND_ROWS`.
+and normalise tasks of a few units (`otlp_decode`, `normalise`) and write each task's
+steps into the store as a pending segment (`Store.write_pending`). When every file with
+rows in a pending segment has been read and decoded, the parent publishes it
+(`Store.publish_pending`), which deduplicates it against what is stored, leaves out the
+rows of rejected files and makes it visible atomically.
 
-Memory stays bounded whatever the input: a file is read a unit at a time, few units are
-in flight, decoded steps wait on disk rather than in memory, and one append runs at a
-time. A file is stored only when all of it decoded, so a rejected file writes nothing;
-the exception is JSON Lines, where a bad line is rejected alone (with its line number)
-and the other lines are kept, as the Collector's file exporter writes one independent
-request per line.
+Memory stays bounded whatever the input: a file is read a unit at a time, few tasks are
+in flight, and decoded steps wait on disk rather than in memory. A file is stored only
+when all of it decoded, so a rejected file writes nothing; the exception is JSON Lines,
+where a bad line is rejected alone (with its line number) and the other lines are kept,
+as the Collector's file exporter writes one independent request per line.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -29,13 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from stepscope.config import Config
-from stepscope.ingest import formats
 from stepscope.ingest.formats import FormatError, Unit, read_units, request_unit
 from stepscope.ingest.units import OtlpError
 from stepscope.ingest.workers import (
     InlineExecutor,
     UnitResult,
-    append_spilled,
     init_worker,
     normalised_steps,
     process_batch,
@@ -45,14 +42,15 @@ from stepscope.store import MARKER_FILE, AppendResult, Store
 
 # Use worker processes only when there is enough input to repay starting them.
 POOL_MIN_BYTES = 16 * 1024 * 1024
-UNITS_IN_FLIGHT_PER_WORKER = 2
-# Small units (small files) are decoded and normalised together, up to this many.
+# Tasks handed out beyond one per worker: enough that a worker never waits for the next.
+EXTRA_TASKS_IN_FLIGHT = 1
+# Units are decoded and normalised together up to this much input per task: normalising
+# has a fixed cost of about 70 ms per call, which 15,000 spans or more make small, while
+# a worker holds a task's spans in memory several times over (about 250 MB here).
+TASK_BYTES = 16 * 1024 * 1024
 MAX_UNITS_PER_TASK = 256
-# Worker processes are replaced after this many tasks between them (about 8 MB each).
-TASKS_PER_POOL = 80
-# Steps are appended in batches of about this many rows: larger batches make fewer
-# segments, but the store's append holds several times the batch in memory.
-APPEND_ROWS = 10_000
+# Worker processes are replaced after this many tasks between them.
+TASKS_PER_POOL = 40
 
 Progress = Callable[[int, int], None]
 
@@ -102,7 +100,6 @@ class _FileJob:
     outstanding: int = 0
     read_all: bool = False
     error: str | None = None
-    spills: list[tuple[str, int]] = field(default_factory=list)
     rejected_records: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -114,29 +111,41 @@ class _FileJob:
             self.error = reason
 
 
+@dataclass
+class _Pending:
+    """A pending segment and whose rows it holds: (file, offset, rows) per unit."""
+
+    path: str
+    parts: list[tuple[_FileJob, int, int]] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return all(job.finished for job, _, _ in self.parts)
+
+    def excluded(self) -> list[tuple[int, int]]:
+        return [(offset, rows) for job, offset, rows in self.parts if job.error is not None]
+
+
 class _Runner:
-    """Hands units to the workers, takes results back in order, and schedules appends."""
+    """Hands tasks to the workers, takes results back in order, publishes what is due."""
 
     def __init__(self, store: Store, config: Config, workers: int, report: IngestReport,
-                 spill_dir: str, progress: Callable[[int], None]):
+                 progress: Callable[[int], None]):
         self.store = store
         self.progress = progress
         self.config = config
         self.report = report
-        self.spill_dir = spill_dir
-        self.units: deque[tuple[list[_FileJob], Future[list[UnitResult]], int]] = deque()
-        self.batch: list[tuple[_FileJob, Unit]] = []  # small units waiting to share a task
+        self.tasks_out: deque[tuple[list[_FileJob], Future[list[UnitResult]], int]] = deque()
+        self.batch: list[tuple[_FileJob, Unit]] = []  # units waiting to share a task
         self.batch_bytes = 0
         self.batch_position = 0  # how far into the input the batch reaches, in bytes
-        self.ready: list[tuple[str, int]] = []  # spilled steps of finished files
-        self.ready_rows = 0
-        self.append: Future[AppendResult] | None = None
+        self.pending: dict[str, _Pending] = {}  # in the order the tasks were given out
         self.workers = workers
         self.tasks = 0  # tasks given to the current worker processes
         self.executor: Executor
         if workers > 1:
             self.executor = self._new_pool()
-            self.capacity = workers * UNITS_IN_FLIGHT_PER_WORKER
+            self.capacity = workers + EXTRA_TASKS_IN_FLIGHT
         else:
             self.executor = InlineExecutor()
             self.capacity = 1
@@ -153,27 +162,23 @@ class _Runner:
     def _renew_pool(self) -> None:
         """Replace the worker processes once the work in hand is done.
 
-        A worker's memory creeps up over hundreds of tasks (the allocators keep some of
-        what DuckDB and Arrow free), and a fresh fork from the server resets it. Not
+        A worker's memory creeps up over many tasks (the allocators keep some of what
+        DuckDB and Arrow free), and a fresh fork from the server resets it. Not
         `max_tasks_per_child`: up to Python 3.15 it can leave the pool without workers
         (CPython gh-115634).
         """
-        while self.units:
+        while self.tasks_out:
             self._collect_one()
-        while self.append is not None:
-            self.report.add(self.append.result())
-            self.append = None
-            self._append_when_due()
         self.executor.shutdown(wait=True)
         self.executor = self._new_pool()
 
     def submit(self, job: _FileJob, unit: Unit, position: int) -> None:
-        """Queue a unit; small ones wait to share a task with the next (of any file)."""
+        """Queue a unit; it shares a task with the next units (of any file) up to TASK_BYTES."""
         job.outstanding += 1
         self.batch.append((job, unit))
         self.batch_bytes += unit.size
         self.batch_position = position
-        if self.batch_bytes >= formats.UNIT_BYTES or len(self.batch) >= MAX_UNITS_PER_TASK:
+        if self.batch_bytes >= TASK_BYTES or len(self.batch) >= MAX_UNITS_PER_TASK:
             self._dispatch()
 
     def _dispatch(self) -> None:
@@ -182,76 +187,79 @@ class _Runner:
         jobs = [job for job, _ in self.batch]
         units = [unit for _, unit in self.batch]
         self.batch, self.batch_bytes = [], 0
+        db = str(self.store.path)
         if isinstance(self.executor, ProcessPoolExecutor):
             if self.tasks >= TASKS_PER_POOL:
                 self._renew_pool()
             self.tasks += 1
-            future = self.executor.submit(process_in_worker, units, self.spill_dir)
+            future = self.executor.submit(process_in_worker, units, db)
         else:
-            future = self.executor.submit(process_batch, units, self.config, self.spill_dir)
-        self.units.append((jobs, future, self.batch_position))
-        while len(self.units) >= self.capacity:
+            future = self.executor.submit(process_batch, units, self.config, db)
+        self.tasks_out.append((jobs, future, self.batch_position))
+        while len(self.tasks_out) >= self.capacity:
             self._collect_one()
 
     def settle(self, wait: bool = False) -> None:
-        """Take back finished results (all of them when `wait`) and start due appends."""
+        """Take back finished results (all of them when `wait`) and publish what is due."""
         if wait:
             self._dispatch()
-        while self.units and (wait or self.units[0][1].done()):
+        while self.tasks_out and (wait or self.tasks_out[0][1].done()):
             self._collect_one()
-        self._append_when_due(final=wait)
-        while wait and self.append is not None:
-            self.report.add(self.append.result())
-            self.append = None
-            self._append_when_due(final=True)
+        self._publish_ready()
 
     def _collect_one(self) -> None:
-        jobs, future, position = self.units.popleft()
+        jobs, future, position = self.tasks_out.popleft()
+        done: list[_FileJob] = []
+        # Every unit's rows are booked before anything is published: a pending segment
+        # is complete only once all the task's results are in.
         for job, result in zip(jobs, future.result(), strict=True):
             job.outstanding -= 1
-            if result.spill is not None:
-                job.spills.append((result.spill, result.rows))
+            if result.pending is not None:
+                self.pending.setdefault(result.pending, _Pending(result.pending)).parts.append(
+                    (job, result.offset, result.rows))
             if result.error is not None:
                 job.fail(result.error)
             job.rejected_records.extend(result.rejected_records)
             if job.finished:
-                self.finish(job)
+                done.append(job)
+        for job in done:
+            self.finish(job)
         self.progress(position)
-        self._append_when_due()
+        self._publish_ready()
 
     def finish(self, job: _FileJob) -> None:
+        """Report a file whose units are all done (its rows are published with their
+        pending segments)."""
         if job.error is not None:
             self.report.reject(job.path, job.error)
-            for name, _ in job.spills:
-                os.unlink(name)
-            return
-        for line, reason in sorted(job.rejected_records):
-            self.report.reject(job.path, f"line {line}: {reason}")
-        self.ready.extend(job.spills)
-        self.ready_rows += sum(rows for _, rows in job.spills)
+        else:
+            for line, reason in sorted(job.rejected_records):
+                self.report.reject(job.path, f"line {line}: {reason}")
 
-    def _append_when_due(self, final: bool = False) -> None:
-        """One append at a time, of about APPEND_ROWS rows (whatever is left when final)."""
-        while self.ready and (self.append is None or self.append.done()):
-            if self.append is not None:
-                self.report.add(self.append.result())
-                self.append = None
-            if self.ready_rows < APPEND_ROWS and not final:
+    def _publish_ready(self) -> None:
+        """Publish pending segments, in order, as far as their files are all finished."""
+        while self.pending:
+            pending = next(iter(self.pending.values()))
+            if not pending.ready:
                 return
-            batch, rows = [], 0
-            while self.ready and (rows < APPEND_ROWS or not batch):
-                name, n = self.ready.pop(0)
-                batch.append(name)
-                rows += n
-            self.ready_rows -= rows
-            self.append = self.executor.submit(append_spilled, self.store.path, batch)
-            if isinstance(self.executor, InlineExecutor):
-                continue
-            return
+            del self.pending[pending.path]
+            excluded = pending.excluded()
+            if sum(rows for _, rows in excluded) == sum(rows for _, _, rows in pending.parts):
+                self.store.discard_pending(pending.path)
+            else:
+                self.report.add(self.store.publish_pending(pending.path, exclude=excluded))
 
     def close(self) -> None:
+        """Stop the workers; pending segments never published are deleted."""
         if isinstance(self.executor, ProcessPoolExecutor):
             self.executor.shutdown(cancel_futures=True)
+        for _jobs, future, _ in self.tasks_out:
+            if not future.cancelled() and future.done() and future.exception() is None:
+                for result in future.result():
+                    if result.pending is not None:
+                        self.store.discard_pending(result.pending)
+        for path in self.pending:
+            self.store.discard_pending(path)
 
 
 # -- public API ----------------------------------------------------------------------------
@@ -305,30 +313,30 @@ def ingest_paths(store: Store, paths: Iterable[str | os.PathLike[str]], config: 
             reported = position
             progress(position, total)
 
-    with tempfile.TemporaryDirectory(prefix="stepscope-ingest-") as spill_dir:
-        runner = _Runner(store, config, workers, report, spill_dir, advance)
-        try:
-            for path, size in zip(files, sizes, strict=True):
-                report.files += 1
-                job = _FileJob(str(path))
-                try:
-                    for unit in read_units(path, config.ingest):
-                        runner.submit(job, unit, done_before + min(unit.consumed, size))
-                except FormatError as exc:
-                    job.fail(str(exc))
-                except OSError as exc:
-                    job.fail(f"cannot read: {exc.strerror or exc}")
-                job.read_all = True
-                if job.finished:
-                    runner.finish(job)
-                runner.settle()
-                done_before += size
-                if job.finished and not runner.units and not runner.batch:
-                    advance(done_before)
-            runner.settle(wait=True)
-            advance(total)
-        finally:
-            runner.close()
+    store.sweep_stale_pending()
+    runner = _Runner(store, config, workers, report, advance)
+    try:
+        for path, size in zip(files, sizes, strict=True):
+            report.files += 1
+            job = _FileJob(str(path))
+            try:
+                for unit in read_units(path, config.ingest):
+                    runner.submit(job, unit, done_before + min(unit.consumed, size))
+            except FormatError as exc:
+                job.fail(str(exc))
+            except OSError as exc:
+                job.fail(f"cannot read: {exc.strerror or exc}")
+            job.read_all = True
+            if job.finished:
+                runner.finish(job)
+            runner.settle()
+            done_before += size
+            if job.finished and not runner.tasks_out and not runner.batch:
+                advance(done_before)
+        runner.settle(wait=True)
+        advance(total)
+    finally:
+        runner.close()
     report.seconds = time.perf_counter() - started
     return report
 

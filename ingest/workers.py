@@ -1,14 +1,14 @@
-"""The work of ingest's worker processes: units decoded, normalised, set aside, appended.
+"""The work of ingest's worker processes: units decoded, normalised and written out.
 
 Each function here runs in a worker process for large inputs, or in the calling process
-for small ones (`InlineExecutor`). A unit's steps are written to a temporary Arrow file
-rather than sent back, so the parent holds no data; appends read those files back.
+for small ones (`InlineExecutor`). A task's steps are written straight into the store as
+a pending segment (`Store.write_pending`), which no reader sees until the parent process
+publishes it, so the parent holds no data and the Parquet encoding runs in parallel.
 """
 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -21,14 +21,20 @@ from stepscope.config import Config
 from stepscope.ingest.normalise import normalise
 from stepscope.ingest.otlp_decode import decode_unit
 from stepscope.ingest.units import OtlpError, Unit
-from stepscope.store import AppendResult, Store
+from stepscope.store import Store
+
+# A worker's scratch connection is replaced after this many normalisations, so that what
+# DuckDB's allocator keeps between queries cannot creep up over a long run.
+CALLS_PER_CONNECTION = 50
 
 
 @dataclass
 class UnitResult:
-    """A decoded unit: its steps in a temporary Arrow file, or why it was rejected."""
+    """A decoded unit: where its steps are (rows `offset` to `offset + rows` of a pending
+    segment) and the records rejected alone, or why the whole unit was rejected."""
 
-    spill: str | None
+    pending: str | None
+    offset: int
     rows: int
     rejected_records: list[tuple[int, str]]
     error: str | None = None
@@ -44,30 +50,56 @@ def normalised_steps(unit: Unit, config: Config,
     return (_normalise(raw, config, threads) if raw.num_rows else None), rejected
 
 
+class _Scratch:
+    """The in-memory DuckDB connection a process normalises on, kept between calls.
+
+    Opening one costs about 20 ms, a sizeable part of a call's fixed cost, so a worker
+    keeps its connection (renewing it now and then).
+    """
+
+    def __init__(self) -> None:
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.threads: int | None = None
+        self.calls = 0
+
+    def get(self, threads: int | None) -> duckdb.DuckDBPyConnection:
+        if self.con is None or self.threads != threads or self.calls >= CALLS_PER_CONNECTION:
+            self.close()
+            self.con = duckdb.connect(config={"threads": threads} if threads else {})
+            # DuckDB draws a progress bar on stdout for slow queries; not from a library.
+            self.con.execute("SET enable_progress_bar = false")
+            self.threads, self.calls = threads, 0
+        self.calls += 1
+        return self.con
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+        self.con = None
+
+
+_scratch = _Scratch()
+
+
 def _normalise(raw: pa.Table, config: Config, threads: int | None) -> pa.Table:
-    # A connection per call: DuckDB keeps what a query allocated until its connection
-    # closes (about 200 MB per unit here), and opening one costs a millisecond.
-    con = duckdb.connect(config={"threads": threads} if threads else {})
+    con = _scratch.get(threads)
     try:
-        # DuckDB draws a progress bar on stdout for slow queries; not from a library.
-        con.execute("SET enable_progress_bar = false")
         steps = normalise(con, raw, config)
     except (duckdb.Error, pa.ArrowException, ValueError) as exc:
+        _scratch.close()  # a failed query may leave the connection in any state
         raise OtlpError(f"could not normalise its spans: {exc}") from None
-    finally:
-        con.close()
     if steps.num_rows != raw.num_rows:
         raise OtlpError(f"normalising {raw.num_rows} spans gave {steps.num_rows} steps")
     return steps
 
 
-def process_units(units: list[Unit], config: Config, spill_dir: str,
+def process_units(units: list[Unit], config: Config, db: str | os.PathLike[str],
                   threads: int | None = None) -> list[UnitResult]:
-    """Decode units (of one file or several small ones) and normalise them together.
+    """Decode units (of one file or several), normalise them together, write them out.
 
-    Normalising has a fixed cost per call (a large query to plan), so small units from
-    many small files share one call; the steps are then cut back into one temporary
-    Arrow file per unit, since each file is kept or rejected on its own.
+    Normalising has a fixed cost per call (a large query to plan, about 70 ms), so the
+    units of a task share one call and one pending segment; each unit's rows are a known
+    range of it, since each file is kept or rejected on its own.
     """
     results: list[UnitResult | None] = [None] * len(units)
     decoded: list[tuple[int, pa.Table, list[tuple[int, str]]]] = []
@@ -75,7 +107,7 @@ def process_units(units: list[Unit], config: Config, spill_dir: str,
         try:
             raw, rejected = decode_unit(unit)
         except OtlpError as exc:
-            results[i] = UnitResult(None, 0, [], str(exc))
+            results[i] = UnitResult(None, 0, 0, [], str(exc))
             continue
         decoded.append((i, raw, rejected))
     raws = [raw for _, raw, _ in decoded if raw.num_rows]
@@ -86,34 +118,14 @@ def process_units(units: list[Unit], config: Config, spill_dir: str,
             raise
         # One unit's spans break the shared call: normalise each alone to find it.
         return [result for unit in units
-                for result in process_batch([unit], config, spill_dir, threads)]
+                for result in process_batch([unit], config, db, threads)]
+    pending = Store(db).write_pending(steps) if steps is not None else None
     offset = 0
     for i, raw, rejected in decoded:
-        if raw.num_rows == 0 or steps is None:
-            results[i] = UnitResult(None, 0, rejected)
-            continue
-        part = steps.slice(offset, raw.num_rows)
-        offset += raw.num_rows
-        path = os.path.join(spill_dir, f"{uuid.uuid4().hex}.arrow")
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
-            writer.write_table(part)
-        results[i] = UnitResult(path, part.num_rows, rejected)
+        rows = raw.num_rows
+        results[i] = UnitResult(pending if rows else None, offset, rows, rejected)
+        offset += rows
     return [r for r in results if r is not None]
-
-
-def append_spilled(db: str | os.PathLike[str], files: list[str]) -> AppendResult:
-    """Append the steps held in temporary Arrow files to the store, then delete them."""
-    tables = []
-    for name in files:
-        with pa.OSFile(name, "rb") as source:
-            tables.append(pa.ipc.open_file(source).read_all())
-    # No compaction from here: merging small segments currently sorts all of them in
-    # memory at once, which a large ingest would turn into gigabytes. The segments written
-    # here are large already; `stepscope compact` merges them when wanted.
-    result = Store(db).append_steps(pa.concat_tables(tables), compact=False)
-    for name in files:
-        os.unlink(name)
-    return result
 
 
 _worker_config: Config | None = None
@@ -124,17 +136,17 @@ def init_worker(config: Config) -> None:
     _worker_config = config
 
 
-def process_in_worker(units: list[Unit], spill_dir: str) -> list[UnitResult]:
+def process_in_worker(units: list[Unit], db: str) -> list[UnitResult]:
     assert _worker_config is not None, "worker not initialised"
-    return process_batch(units, _worker_config, spill_dir, threads=1)
+    return process_batch(units, _worker_config, db, threads=1)
 
 
-def process_batch(units: list[Unit], config: Config, spill_dir: str,
-                   threads: int | None = None) -> list[UnitResult]:
+def process_batch(units: list[Unit], config: Config, db: str | os.PathLike[str],
+                  threads: int | None = None) -> list[UnitResult]:
     try:
-        return process_units(units, config, spill_dir, threads)
+        return process_units(units, config, db, threads)
     except OtlpError as exc:  # a lone unit that cannot be normalised
-        return [UnitResult(None, 0, [], str(exc))]
+        return [UnitResult(None, 0, 0, [], str(exc))]
 
 
 class InlineExecutor(Executor):

@@ -149,9 +149,10 @@ def test_bad_json_lines_are_rejected_alone_and_the_other_lines_kept(tmp_path):
 
 
 def test_nothing_of_a_large_rejected_file_is_written(tmp_path, monkeypatch):
-    """The bad span comes last, after many units of the file were decoded and set aside."""
+    """The bad span comes last, after many units of the file were decoded and written out
+    as pending segments, some of them shared with the good file that follows."""
     monkeypatch.setattr(formats, "UNIT_BYTES", 8_000)
-    monkeypatch.setattr(pipeline, "APPEND_ROWS", 50)
+    monkeypatch.setattr(pipeline, "TASK_BYTES", 16_000)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     traces = [agent_trace(n) for n in range(10, 60)]
@@ -167,7 +168,7 @@ def test_nothing_of_a_large_rejected_file_is_written(tmp_path, monkeypatch):
     stored = rows(store, "trace_id")
     assert (len(stored), len(set(stored)), min(stored)) == (120, 40, (hex_trace(60),))
     assert list((tmp_path / "db").rglob("*.tmp")) == []
-    assert len(store.segment_files()) == 3
+    assert list((tmp_path / "db").rglob(".pending-*")) == []
     assert list((tmp_path / "tmp").iterdir()) == []
 
 

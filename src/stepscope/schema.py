@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 SCHEMA_VERSION = 2
 
 STEP_KINDS = (
@@ -127,6 +129,25 @@ DATASETS: dict[str, Dataset] = {
         "time_ns",
     ),
 }
+
+
+# How each column type travels as Arrow: what DuckDB returns for it, what normalisation
+# produces and what the store's Parquet segments hold.
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "BIGINT": pa.int64(),
+    "UBIGINT": pa.uint64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
+}
+
+
+def arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:
+    """The Arrow schema of a table with these columns."""
+    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.sql_type]) for c in columns])
 
 
 def columns_at(version: int) -> tuple[Column, ...]:

@@ -27,19 +27,24 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from stepscope.schema import (
     DATASETS,
     SCHEMA_VERSION,
     STEP_COLUMNS,
+    Dataset,
+    arrow_schema,
     columns_at,
     create_table_sql,
 )
@@ -50,6 +55,10 @@ MARKER_FILE = "stepscope-store.json"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "write.lock"
 SEGMENT_DIR = "steps"
+# Files written by `Store.write_pending`, not yet published (hidden: no reader lists them).
+PENDING_PREFIX = ".pending-"
+# A pending file this old belongs to no running writer.
+STALE_PENDING_SECONDS = 24 * 3600
 
 # Compaction: merge when this many segments are smaller than SMALL_SEGMENT_ROWS.
 SMALL_SEGMENT_ROWS = 250_000
@@ -57,6 +66,9 @@ COMPACT_WHEN_SMALL_SEGMENTS = 16
 # Replaced segments stay readable this long for queries already running.
 RETIRED_GRACE_SECONDS = 600
 PARQUET_ROW_GROUP_ROWS = 122_880
+PARQUET_ZSTD_LEVEL = 3
+# Rows per record batch when a query's result is streamed into a segment.
+STREAM_BATCH_ROWS = 16_384
 # What a store being created holds before its marker is written: a reader that finds only
 # these is early, not looking at a foreign directory.
 _STORE_ENTRIES = frozenset({SEGMENT_DIR, LOCK_FILE, MANIFEST_FILE})
@@ -234,48 +246,111 @@ class Store:
 
     def append(self, dataset: str, rows: pa.Table | duckdb.DuckDBPyRelation, *,
                compact: bool = True) -> AppendResult:
-        """Store new rows of a dataset (`stepscope.schema.DATASETS`), skipping stored keys."""
+        """Store new rows of a dataset (`stepscope.schema.DATASETS`), skipping stored keys.
+
+        The rows stay in Arrow from end to end: DuckDB computes the keys and finds the
+        duplicates, and the segment is written by Arrow's Parquet writer (DuckDB's writer
+        costs three times as much on the attribute maps). Only the deduplication against
+        what is stored and the manifest swap run under the write lock.
+        """
         spec = DATASETS[dataset]
         con = _connect()
         try:
-            con.execute(create_table_sql("batch", spec.columns))
-            con.register("incoming", rows)
-            names = ", ".join(c.name for c in spec.columns)
-            con.execute(f"INSERT INTO batch ({names}) SELECT {names} FROM incoming")
-            con.unregister("incoming")
-            offered = con.execute("SELECT count(*) FROM batch").fetchone()[0]
+            table = _conforming(con, rows, spec)
+            offered = table.num_rows
             if offered == 0:
                 return AppendResult(0, 0)
-            keys = ", ".join(spec.key_columns)
-            con.execute(
-                f"CREATE TABLE keyed AS SELECT *, {spec.key_sql} AS span_key FROM batch "
-                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {spec.time_column}) = 1"
-            )
-            con.execute("DROP TABLE batch")
+            keys = _key_rows(table, spec)
+            keep = _first_of_each_key(con, keys, spec)
             with self.write_lock():
                 manifest = self.manifest()
-                files = self._segment_paths(manifest, dataset)
-                if files:
-                    con.execute(
-                        f"CREATE TABLE existing AS SELECT {keys} FROM "
-                        f"read_parquet({_sql_list(files)}) "
-                        "WHERE span_key IN (SELECT span_key FROM keyed)"
-                    )
-                    con.execute(
-                        f"DELETE FROM keyed WHERE ({keys}) IN (SELECT ({keys}) FROM existing)"
-                    )
-                stored = con.execute("SELECT count(*) FROM keyed").fetchone()[0]
+                keep = _not_stored(con, keys, keep, spec, self._segment_paths(manifest, dataset))
+                if len(keep) < offered:
+                    table = table.take(pa.array(keep))
+                stored = table.num_rows
                 if stored:
-                    rel = self._new_segment_name(dataset)
-                    seg = self._copy_to_segment(
-                        con, "SELECT * FROM keyed", rel, spec.time_column
-                    )
+                    seg = self._write_segment(self._new_segment_name(dataset), [table],
+                                              table.schema, spec.time_column)
                     manifest = self._publish(manifest, add=[seg], dataset=dataset)
                     if compact:
                         self._compact_locked(manifest, dataset=dataset)
             return AppendResult(stored=stored, duplicates=offered - stored)
         finally:
             con.close()
+
+    def write_pending(self, rows: pa.Table, dataset: str = "steps") -> str:
+        """Write rows as a segment no reader sees yet; `publish_pending` stores it.
+
+        This is how parallel writers (ingest's worker processes) share the work: each
+        writes its own Parquet file, outside the write lock, and the one process that
+        knows which rows may be stored publishes the files one after another.
+        """
+        spec = DATASETS[dataset]
+        con = _connect()
+        try:
+            table = _conforming(con, rows, spec)
+        finally:
+            con.close()
+        folder = SEGMENT_DIR if dataset == "steps" else f"datasets/{dataset}"
+        rel = f"{folder}/{PENDING_PREFIX}{uuid.uuid4().hex}.parquet"
+        self._write_file(self.path / rel, [table], table.schema, spec.time_column)
+        return str(self.path / rel)
+
+    def publish_pending(self, path: str | os.PathLike[str], *, exclude: Iterable[tuple[int, int]] = (),
+                        dataset: str = "steps") -> AppendResult:
+        """Store a file of `write_pending`, all at once, and delete it.
+
+        Rows in the `exclude` ranges (offset, count) are left out and not counted (they
+        belong to input that was rejected), then rows repeated within the file and rows
+        already stored count as duplicates. The file becomes a segment as it is when
+        every row stays, which is the usual case; otherwise the rows kept are rewritten.
+        """
+        spec = DATASETS[dataset]
+        pending = Path(path)
+        con = _connect()
+        try:
+            keys = _key_rows(pq.read_table(pending, columns=_key_columns(spec)), spec)
+            offered = np.ones(keys.num_rows, dtype=bool)
+            for offset, count in exclude:
+                offered[offset:offset + count] = False
+            keys = keys.filter(pa.array(offered))
+            keep = _first_of_each_key(con, keys, spec)
+            with self.write_lock():
+                manifest = self.manifest()
+                keep = _not_stored(con, keys, keep, spec, self._segment_paths(manifest, dataset))
+                rows = keys.column("_row").to_numpy()[keep]
+                if len(rows):
+                    rel = self._new_segment_name(dataset)
+                    if len(rows) == len(offered):
+                        times = keys.column(spec.time_column)
+                        bounds = pc.min_max(times)
+                        seg = Segment(rel, len(rows), bounds["min"].as_py(),
+                                      bounds["max"].as_py()).to_json()
+                        os.replace(pending, self.path / rel)
+                    else:
+                        table = pq.read_table(pending).take(pa.array(rows))
+                        seg = self._write_segment(rel, [table], table.schema, spec.time_column)
+                    self._publish(manifest, add=[seg], dataset=dataset)
+            return AppendResult(stored=len(rows), duplicates=int(offered.sum()) - len(rows))
+        finally:
+            con.close()
+            pending.unlink(missing_ok=True)
+
+    def discard_pending(self, path: str | os.PathLike[str]) -> None:
+        """Delete a file of `write_pending` that will not be stored."""
+        Path(path).unlink(missing_ok=True)
+
+    def sweep_stale_pending(self, older_than_s: float = STALE_PENDING_SECONDS) -> int:
+        """Delete pending files a writer left behind (it was killed before publishing)."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for folder in (self.path / SEGMENT_DIR, *(self.path / "datasets").glob("*")):
+            for item in folder.glob(f"{PENDING_PREFIX}*.parquet"):
+                with contextlib.suppress(OSError):
+                    if item.stat().st_mtime < cutoff:
+                        item.unlink()
+                        removed += 1
+        return removed
 
     def compact(self, force: bool = False) -> int:
         """Merge small segments of every dataset; returns how many segments were merged."""
@@ -328,7 +403,7 @@ class Store:
                 )
                 removed = con.execute(
                     f"SELECT count(*) FROM {src} WHERE trace_id IN (SELECT trace_id FROM old_traces)"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 if removed == 0:
                     return 0
                 for dataset, spec in DATASETS.items():
@@ -381,22 +456,41 @@ class Store:
 
     def _copy_to_segment(self, con: duckdb.DuckDBPyConnection, query: str, rel: str,
                          time_column: str = "start_time_ns") -> dict:
-        """Write a query's rows to a new segment file (temporary name, then rename)."""
+        """Write a query's rows to a new segment file, streamed in record batches."""
+        reader = con.sql(query).to_arrow_reader(STREAM_BATCH_ROWS)
+        return self._write_segment(rel, reader, reader.schema, time_column)
+
+    def _write_segment(self, rel: str, batches: Iterable[pa.Table | pa.RecordBatch],
+                       schema: pa.Schema, time_column: str) -> dict:
+        """Write rows to a new segment file (temporary name, then rename); its manifest
+        entry, with the row count and time range taken from the rows as they are written."""
         target = self.path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        con.execute(
-            f"COPY ({query}) TO '{_sql_path(tmp)}' "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {PARQUET_ROW_GROUP_ROWS})"
-        )
-        rows, lo, hi = con.execute(
-            f"SELECT count(*), min({time_column}), max({time_column}) "
-            f"FROM read_parquet('{_sql_path(tmp)}')"
-        ).fetchone()
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
+        rows, lo, hi = self._write_file(tmp, batches, schema, time_column)
         os.replace(tmp, target)
-        return Segment(rel, int(rows), lo, hi).to_json()
+        return Segment(rel, rows, lo, hi).to_json()
+
+    @staticmethod
+    def _write_file(target: Path, batches: Iterable[pa.Table | pa.RecordBatch],
+                    schema: pa.Schema, time_column: str) -> tuple[int, int | None, int | None]:
+        """Write rows as Parquet and fsync; (rows, first time, last time)."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rows, lo, hi = 0, None, None
+        with pq.ParquetWriter(target, schema, compression="zstd",
+                              compression_level=PARQUET_ZSTD_LEVEL) as writer:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                writer.write(batch, row_group_size=PARQUET_ROW_GROUP_ROWS)
+                rows += batch.num_rows
+                bounds = pc.min_max(batch.column(time_column))
+                b_lo, b_hi = bounds["min"].as_py(), bounds["max"].as_py()
+                if b_lo is not None:
+                    lo = b_lo if lo is None else min(lo, b_lo)
+                    hi = b_hi if hi is None else max(hi, b_hi)
+        with open(target, "rb") as handle:
+            os.fsync(handle.fileno())
+        return rows, lo, hi
 
     def _publish(self, manifest: dict[str, Any], *, add: list[dict] = (),
                  remove: list[str] = (), dataset: str = "steps") -> dict[str, Any]:
@@ -492,6 +586,84 @@ def _segments_of(manifest: dict[str, Any], dataset: str) -> list[dict[str, Any]]
     if dataset == "steps":
         return list(manifest.get("segments", []))
     return list(manifest.get("datasets", {}).get(dataset, []))
+
+
+def _conforming(con: duckdb.DuckDBPyConnection, rows: pa.Table | duckdb.DuckDBPyRelation,
+                spec: Dataset) -> pa.Table:
+    """The rows as an Arrow table of exactly the dataset's columns, types and order, plus
+    its 64-bit key column `span_key`. A table that already conforms is not copied."""
+    schema = arrow_schema(spec.columns)
+    if isinstance(rows, pa.Table) and all(
+        name in rows.column_names and rows.schema.field(name).type == field.type
+        for name, field in zip(schema.names, schema, strict=True)
+    ):
+        table = rows.select(schema.names)
+    else:
+        con.register("incoming", rows)
+        casts = ", ".join(f"CAST({c.name} AS {c.sql_type}) AS {c.name}" for c in spec.columns)
+        table = con.sql(f"SELECT {casts} FROM incoming").to_arrow_table().cast(schema)
+        con.unregister("incoming")
+    con.register("incoming", table.select(list(spec.key_columns)))
+    keys = con.sql(f"SELECT {spec.key_sql} AS span_key FROM incoming").to_arrow_table()
+    con.unregister("incoming")
+    return table.append_column("span_key", keys.column(0).cast(pa.uint64()))
+
+
+def _key_columns(spec: Dataset) -> list[str]:
+    names = [*spec.key_columns, "span_key"]
+    return names if spec.time_column in names else [*names, spec.time_column]
+
+
+def _key_rows(table: pa.Table, spec: Dataset) -> pa.Table:
+    """The key columns, the time column and each row's position, for DuckDB to scan."""
+    return table.select(_key_columns(spec)).append_column(
+        "_row", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+
+
+def _first_of_each_key(con: duckdb.DuckDBPyConnection, keys: pa.Table,
+                       spec: Dataset) -> np.ndarray:
+    """Indexes into `keys` of the rows to keep: a key repeated within it, once (the
+    earliest)."""
+    everything = np.arange(keys.num_rows)
+    con.register("fresh", keys.append_column("_i", pa.array(everything)))
+    try:
+        distinct = con.execute("SELECT count(DISTINCT span_key) FROM fresh").fetchall()[0][0]
+        if distinct == keys.num_rows:  # distinct 64-bit keys: distinct rows
+            return everything
+        names = ", ".join(spec.key_columns)
+        return con.sql(
+            f"SELECT _i FROM fresh QUALIFY row_number() OVER "
+            f"(PARTITION BY {names} ORDER BY {spec.time_column}, _row) = 1 ORDER BY _i"
+        ).to_arrow_table().column(0).to_numpy()
+    finally:
+        con.unregister("fresh")
+
+
+def _not_stored(con: duckdb.DuckDBPyConnection, keys: pa.Table, keep: np.ndarray,
+                spec: Dataset, files: list[str]) -> np.ndarray:
+    """The indexes of `keep` whose keys are not in the stored segments yet.
+
+    Only the narrow `span_key` column of the segments is scanned; candidates are
+    confirmed on the key columns themselves.
+    """
+    if not files or len(keep) == 0:
+        return keep
+    names = ", ".join(spec.key_columns)
+    con.register("fresh", keys.take(pa.array(keep)).set_column(
+        keys.schema.get_field_index("_row"), "_row", pa.array(np.arange(len(keep)))))
+    try:
+        stored = con.sql(
+            f"SELECT _row FROM fresh WHERE ({names}) IN ("
+            f"SELECT ({names}) FROM read_parquet({_sql_list(files)}) "
+            f"WHERE span_key IN (SELECT span_key FROM fresh))"
+        ).to_arrow_table().column(0).to_numpy()
+    finally:
+        con.unregister("fresh")
+    if len(stored) == 0:
+        return keep
+    mask = np.ones(len(keep), dtype=bool)
+    mask[stored] = False
+    return keep[mask]
 
 
 def _connect() -> duckdb.DuckDBPyConnection:

@@ -49,7 +49,7 @@ def publish_batch(store: Store, con: duckdb.DuckDBPyConnection, files: list[Path
             appended = store.append_steps(steps)
             result.spans_stored, result.spans_duplicate = appended.stored, appended.duplicates
     if log_payloads:
-        events = logs.content_events(con, log_payloads, config.privacy.content, source)
+        events = logs.content_events(log_payloads, config.privacy.content, source)
         if events is not None and events.num_rows:
             result.events_stored = store.append("content_events", events).stored
     return result

@@ -9,12 +9,12 @@ the trace and span id of the model call. Those records become rows of the store'
 span id; other log records are not stepscope's business and are acknowledged unstored.
 
 The event name comes from the record's `event_name` field, else its `event.name`
-attribute. The same privacy policy as spans applies, with the same DuckDB macros
+attribute. The same privacy policy as spans applies, with the same rules
 (`stepscope.ingest.privacy`): `redact` masks secrets and personal data in content and
 attribute values, `keep` still masks secrets, `drop` stores no content at all.
 
 Log volume is a few records per model call, so records are walked in Python; redaction
-is still one SQL statement per batch (`privacy.redact_values` over every text at once).
+is still one column-wise pass per batch (`privacy.redact_values` over every text at once).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -58,8 +57,8 @@ def is_content_event(name: str) -> bool:
         name.startswith("gen_ai.") and name.endswith(".message"))
 
 
-def content_events(con: duckdb.DuckDBPyConnection, payloads: Iterable[bytes],
-                   privacy_mode: str, source: str) -> pa.Table | None:
+def content_events(payloads: Iterable[bytes], privacy_mode: str,
+                   source: str) -> pa.Table | None:
     """Content events of many ExportLogsServiceRequest payloads, privacy applied.
 
     Returns a table with the columns of `CONTENT_EVENT_COLUMNS`, or None when the
@@ -75,7 +74,7 @@ def content_events(con: duckdb.DuckDBPyConnection, payloads: Iterable[bytes],
                     _collect(rows, record, drop, source)
     if not rows["trace_id"]:
         return None
-    _redact(con, rows, privacy_mode)
+    _redact(rows, privacy_mode)
     n = len(rows["trace_id"])
     ingested = datetime.now(UTC).replace(tzinfo=None)
     columns = {
@@ -95,13 +94,13 @@ def content_events(con: duckdb.DuckDBPyConnection, payloads: Iterable[bytes],
     return pa.table({c.name: columns[c.name] for c in CONTENT_EVENT_COLUMNS})
 
 
-def _redact(con: duckdb.DuckDBPyConnection, rows: dict[str, list[Any]], mode: str) -> None:
-    """Apply the privacy policy to every content text and attribute value, in one query."""
+def _redact(rows: dict[str, list[Any]], mode: str) -> None:
+    """Apply the privacy policy to every content text and attribute value, as one column."""
     contents = rows["content"]
     flat: list[str | None] = list(contents)
     for values in rows["attr_values"]:
         flat.extend(values)
-    redacted = iter(privacy.redact_values(con, flat, mode))
+    redacted = iter(privacy.redact_values(flat, mode))
     rows["content"] = [next(redacted) for _ in contents]
     rows["attr_values"] = [[next(redacted) for _ in values] for values in rows["attr_values"]]
 
