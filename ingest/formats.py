@@ -67,12 +67,14 @@ def read_units(path: str | os.PathLike[str], limits: IngestConfig,
         if not head:
             raise FormatError(f"{compression} data is truncated or corrupt: it decompresses to nothing")
         kind = sniff(head)
+        # Uncompressed files are left where they are: workers read their own ranges.
+        in_file = size if not compression and raw.seekable() and os.path.isfile(path) else None
         if kind == "json":
             yield from json_units(stream, raw, source, unit_bytes)
         elif kind == "proto":
-            yield from request_units(stream, raw, source, unit_bytes, batch=1)
+            yield from request_units(stream, raw, source, unit_bytes, batch=1, file_size=in_file)
         elif kind == "length_prefixed":
-            yield from length_prefixed_units(stream, raw, source, limits, unit_bytes)
+            yield from length_prefixed_units(stream, raw, source, limits, unit_bytes, in_file)
         else:
             raise FormatError(not_otlp_reason(head, compression))
 

@@ -276,7 +276,7 @@ def decode_unit(unit: Unit) -> tuple[pa.Table, list[tuple[int, str]]]:
     """
     columns = RawColumns(unit.source)
     rejected = list(unit.errors)
-    for batch, payload in unit.records:
+    for batch, payload in unit.payloads():
         mark = columns.mark()
         try:
             if unit.kind == "proto":

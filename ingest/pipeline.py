@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from stepscope.config import Config
 from stepscope.ingest.formats import FormatError, Unit, read_units, request_unit
 from stepscope.ingest.units import OtlpError
@@ -38,7 +40,7 @@ from stepscope.ingest.workers import (
     process_batch,
     process_in_worker,
 )
-from stepscope.store import MARKER_FILE, AppendResult, Store
+from stepscope.store import MARKER_FILE, AppendResult, Store, scratch_connection
 
 # Use worker processes only when there is enough input to repay starting them.
 POOL_MIN_BYTES = 16 * 1024 * 1024
@@ -49,6 +51,9 @@ EXTRA_TASKS_IN_FLIGHT = 1
 # a worker holds a task's spans in memory several times over (about 250 MB here).
 TASK_BYTES = 16 * 1024 * 1024
 MAX_UNITS_PER_TASK = 256
+# Pending segments are published this many at a time: each publish scans the keys of
+# the stored segments once.
+PUBLISH_SEGMENTS = 4
 # Worker processes are replaced after this many tasks between them.
 TASKS_PER_POOL = 40
 
@@ -140,6 +145,7 @@ class _Runner:
         self.batch_bytes = 0
         self.batch_position = 0  # how far into the input the batch reaches, in bytes
         self.pending: dict[str, _Pending] = {}  # in the order the tasks were given out
+        self._con: duckdb.DuckDBPyConnection | None = None  # for publishing
         self.workers = workers
         self.tasks = 0  # tasks given to the current worker processes
         self.executor: Executor
@@ -205,7 +211,7 @@ class _Runner:
             self._dispatch()
         while self.tasks_out and (wait or self.tasks_out[0][1].done()):
             self._collect_one()
-        self._publish_ready()
+        self._publish_ready(final=wait)
 
     def _collect_one(self) -> None:
         jobs, future, position = self.tasks_out.popleft()
@@ -236,18 +242,33 @@ class _Runner:
             for line, reason in sorted(job.rejected_records):
                 self.report.reject(job.path, f"line {line}: {reason}")
 
-    def _publish_ready(self) -> None:
-        """Publish pending segments, in order, as far as their files are all finished."""
-        while self.pending:
-            pending = next(iter(self.pending.values()))
+    def _publish_ready(self, final: bool = False) -> None:
+        """Publish pending segments, in order, as far as their files are all finished:
+        several at a time (one scan of the stored keys for them all), any number at the
+        end."""
+        ready: list[_Pending] = []
+        for pending in self.pending.values():
             if not pending.ready:
-                return
+                break
+            ready.append(pending)
+        if not ready or (len(ready) < PUBLISH_SEGMENTS and not final):
+            return
+        files = []
+        for pending in ready:
             del self.pending[pending.path]
             excluded = pending.excluded()
             if sum(rows for _, rows in excluded) == sum(rows for _, _, rows in pending.parts):
                 self.store.discard_pending(pending.path)
             else:
-                self.report.add(self.store.publish_pending(pending.path, exclude=excluded))
+                files.append((pending.path, excluded))
+        if files:
+            self.report.add(self.store.publish_pending(files, con=self.scratch()))
+
+    def scratch(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = scratch_connection(threads=1, memory_limit="256MB",
+                                           allocator_flush_threshold="16MB")
+        return self._con
 
     def close(self) -> None:
         """Stop the workers; pending segments never published are deleted."""
@@ -260,6 +281,8 @@ class _Runner:
                         self.store.discard_pending(result.pending)
         for path in self.pending:
             self.store.discard_pending(path)
+        if self._con is not None:
+            self._con.close()
 
 
 # -- public API ----------------------------------------------------------------------------

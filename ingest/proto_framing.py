@@ -94,39 +94,62 @@ class _FieldReader:
 
 
 def request_units(stream: BinaryIO, raw: BinaryIO | None, source: str, unit_bytes: int,
-                   batch: int, consumed: int = 0) -> Iterator[Unit]:
-    """Cut one protobuf request into units, each payload a request of its own."""
+                   batch: int, consumed: int = 0, file_size: int | None = None) -> Iterator[Unit]:
+    """Cut one protobuf request into units, each payload a request of its own.
+
+    With `file_size`, `stream` is the file itself (uncompressed, seekable): fields are
+    skipped rather than read, and the units name them as ranges of the file for the
+    worker to read (`Unit.ranges`). Fields too large for one unit are still read here,
+    to be cut further.
+    """
     where = "protobuf" if batch == 1 else f"protobuf record {batch}"
     reader = _FieldReader(stream)
     chunk: list[bytes] = []
+    ranges: list[tuple[int, int, int]] = []
     pending = 0
 
-    def unit(parts: list[bytes]) -> Unit:
-        return Unit("proto", source, [(batch, b"".join(parts))],
+    def unit() -> Unit:
+        records = [(batch, b"".join(chunk))] if chunk else []
+        return Unit("proto", source, records, ranges=list(ranges),
                     consumed=raw.tell() if raw is not None else consumed)
 
     try:
-        while (item := reader.field()) is not None:
+        while True:
+            start = stream.tell() if file_size is not None else 0
+            if (item := reader.field()) is None:
+                break
             number, wire, length = item
             if number != 1 or wire != 2:
                 reader.skip(wire, length)  # unknown fields are allowed, and ignored
                 continue
             if length > unit_bytes:
-                if chunk:
-                    yield unit(chunk)
-                    chunk, pending = [], 0
+                if chunk or ranges:
+                    yield unit()
+                    chunk, ranges, pending = [], [], 0
                 for payload in _split_resource_spans(stream, length, unit_bytes):
-                    yield unit([payload])
+                    yield Unit("proto", source, [(batch, payload)],
+                               consumed=raw.tell() if raw is not None else consumed)
                 continue
-            chunk.append(length_delimited(1, reader.read(length)))
+            if file_size is not None:
+                end = stream.tell() + length
+                if end > file_size:
+                    raise WireError(f"truncated: a field declares {length} bytes but only "
+                                    f"{file_size - stream.tell()} remain")
+                stream.seek(length, io.SEEK_CUR)
+                if ranges and ranges[-1][1] + ranges[-1][2] == start:  # contiguous
+                    ranges[-1] = (batch, ranges[-1][1], end - ranges[-1][1])
+                else:
+                    ranges.append((batch, start, end - start))
+            else:
+                chunk.append(length_delimited(1, reader.read(length)))
             pending += length
             if pending >= unit_bytes:
-                yield unit(chunk)
-                chunk, pending = [], 0
+                yield unit()
+                chunk, ranges, pending = [], [], 0
     except WireError as exc:
         raise FormatError(f"{where} is {exc} (not a valid ExportTraceServiceRequest)") from None
-    if chunk:
-        yield unit(chunk)
+    if chunk or ranges:
+        yield unit()
 
 
 def _split_resource_spans(stream: BinaryIO, length: int, unit_bytes: int) -> Iterator[bytes]:
@@ -199,11 +222,22 @@ def _split_scope_spans(stream: BinaryIO, outer: _FieldReader, length: int,
 
 
 def length_prefixed_units(stream: io.BufferedReader, raw: BinaryIO, source: str,
-                           limits: IngestConfig, unit_bytes: int) -> Iterator[Unit]:
+                           limits: IngestConfig, unit_bytes: int,
+                           file_size: int | None = None) -> Iterator[Unit]:
+    """Units of the file exporter's records. With `file_size` (the stream is the file
+    itself), plain protobuf records are left in the file as ranges (`Unit.ranges`)."""
     record = 0
     unit = Unit("proto", source, label="record")
     pending = 0
     expanded = 0
+
+    def flush() -> Iterator[Unit]:
+        nonlocal unit, pending
+        if unit.records or unit.ranges:
+            unit.consumed = raw.tell()
+            yield unit
+        unit, pending = Unit("proto", source, label="record"), 0
+
     while header := stream.read(4):
         record += 1
         if len(header) < 4:
@@ -211,6 +245,19 @@ def length_prefixed_units(stream: io.BufferedReader, raw: BinaryIO, source: str,
         (length,) = struct.unpack(">I", header)
         if length == 0 or length > MAX_RECORD_BYTES:
             raise FormatError(f"record {record}: implausible length {length}; corrupt file?")
+        if file_size is not None and length <= unit_bytes and stream.peek(1)[:1] == b"\x0a":
+            offset = stream.tell()
+            if offset + length > file_size:
+                raise FormatError(f"record {record}: truncated (declares {length} bytes, "
+                                  f"{file_size - offset} remain)")
+            stream.seek(length, io.SEEK_CUR)
+            if unit.records:  # payloads stay in file order: a unit holds one sort
+                yield from flush()
+            unit.ranges.append((record, offset, length))
+            pending += length
+            if pending >= unit_bytes:
+                yield from flush()
+            continue
         payload = stream.read(length)
         if len(payload) < length:
             raise FormatError(
@@ -222,24 +269,15 @@ def length_prefixed_units(stream: io.BufferedReader, raw: BinaryIO, source: str,
             check_expansion(expanded, raw.tell(), "zstd", limits)
         kind: Kind = "json" if payload.lstrip(_JSON_WHITESPACE)[:1] == b"{" else "proto"
         if kind == "proto" and len(payload) > unit_bytes:
-            if unit.records:
-                unit.consumed = raw.tell()
-                yield unit
-                unit, pending = Unit("proto", source, label="record"), 0
+            yield from flush()
             yield from request_units(io.BytesIO(payload), None, source, unit_bytes,
                                       batch=record, consumed=raw.tell())
             continue
-        if unit.records and unit.kind != kind:
-            unit.consumed = raw.tell()
-            yield unit
-            unit, pending = Unit(kind, source, label="record"), 0
+        if unit.ranges or (unit.records and unit.kind != kind):
+            yield from flush()
         unit.kind = kind
         unit.records.append((record, payload))
         pending += len(payload)
         if pending >= unit_bytes:
-            unit.consumed = raw.tell()
-            yield unit
-            unit, pending = Unit("proto", source, label="record"), 0
-    if unit.records:
-        unit.consumed = raw.tell()
-        yield unit
+            yield from flush()
+    yield from flush()

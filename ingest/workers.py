@@ -8,6 +8,7 @@ publishes it, so the parent holds no data and the Parquet encoding runs in paral
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -21,7 +22,7 @@ from stepscope.config import Config
 from stepscope.ingest.normalise import normalise
 from stepscope.ingest.otlp_decode import decode_unit
 from stepscope.ingest.units import OtlpError, Unit
-from stepscope.store import Store
+from stepscope.store import Store, scratch_connection
 
 # A worker's scratch connection is replaced after this many normalisations, so that what
 # DuckDB's allocator keeps between queries cannot creep up over a long run.
@@ -65,9 +66,11 @@ class _Scratch:
     def get(self, threads: int | None) -> duckdb.DuckDBPyConnection:
         if self.con is None or self.threads != threads or self.calls >= CALLS_PER_CONNECTION:
             self.close()
-            self.con = duckdb.connect(config={"threads": threads} if threads else {})
-            # DuckDB draws a progress bar on stdout for slow queries; not from a library.
-            self.con.execute("SET enable_progress_bar = false")
+            # DuckDB's allocator keeps up to 128 MB of freed memory per thread by default.
+            config: dict[str, str | int] = {"allocator_flush_threshold": "16MB"}
+            if threads:
+                config["threads"] = threads
+            self.con = scratch_connection(**config)
             self.threads, self.calls = threads, 0
         self.calls += 1
         return self.con
@@ -119,7 +122,8 @@ def process_units(units: list[Unit], config: Config, db: str | os.PathLike[str],
         # One unit's spans break the shared call: normalise each alone to find it.
         return [result for unit in units
                 for result in process_batch([unit], config, db, threads)]
-    pending = Store(db).write_pending(steps) if steps is not None else None
+    pending = (Store(db).write_pending(steps, con=_scratch.get(threads))
+               if steps is not None else None)
     offset = 0
     for i, raw, rejected in decoded:
         rows = raw.num_rows
@@ -138,7 +142,25 @@ def init_worker(config: Config) -> None:
 
 def process_in_worker(units: list[Unit], db: str) -> list[UnitResult]:
     assert _worker_config is not None, "worker not initialised"
-    return process_batch(units, _worker_config, db, threads=1)
+    try:
+        return process_batch(units, _worker_config, db, threads=1)
+    finally:
+        _give_back_memory()
+
+
+def _give_back_memory() -> None:
+    """Return what the task freed to the system, so that the worker's resident memory
+    falls back between tasks instead of staying at its peak (the workers of a run then
+    rarely peak together)."""
+    pa.default_memory_pool().release_unused()
+    if _libc is not None:
+        _libc.malloc_trim(0)
+
+
+try:
+    _libc: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+except OSError:  # not glibc
+    _libc = None
 
 
 def process_batch(units: list[Unit], config: Config, db: str | os.PathLike[str],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
-from stepscope.store import Store, _connect
+from stepscope.store import Store, scratch_connection
 
 QUERY = "SELECT count(*) FROM range(20000000) t(x) WHERE x % 7 = 1"
 SETTING = "SELECT current_setting('enable_progress_bar')"
@@ -18,7 +18,7 @@ def test_store_connections_have_the_progress_bar_off(tmp_path):
     store = Store.open(tmp_path / "db", create=True)
     with store.connect() as reader:
         assert reader.execute(SETTING).fetchall() == [(False,)]
-    scratch = _connect()
+    scratch = scratch_connection()
     assert scratch.execute(SETTING).fetchall() == [(False,)]
     scratch.close()
 

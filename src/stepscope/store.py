@@ -11,7 +11,8 @@ while it does no other process can open it at all. stepscope has several writers
 * Writers serialise only among themselves, on an advisory file lock held for the short
   publish step: deduplication against what is stored (so the same spans arriving twice
   count once) and the manifest swap. Readers are never blocked by it.
-* Small segments are compacted into larger ones, sorted by time, under the same lock.
+* Small segments are compacted into larger ones, sorted by time, written outside the
+  lock and swapped in under it.
   Replaced segments are kept on disk for a grace period so that a query that started
   before the swap can still read them.
 
@@ -54,6 +55,7 @@ STORE_FORMAT = "stepscope-store"
 MARKER_FILE = "stepscope-store.json"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "write.lock"
+COMPACTION_LOCK_FILE = "compaction.lock"
 SEGMENT_DIR = "steps"
 # Files written by `Store.write_pending`, not yet published (hidden: no reader lists them).
 PENDING_PREFIX = ".pending-"
@@ -63,10 +65,20 @@ STALE_PENDING_SECONDS = 24 * 3600
 # Compaction: merge when this many segments are smaller than SMALL_SEGMENT_ROWS.
 SMALL_SEGMENT_ROWS = 250_000
 COMPACT_WHEN_SMALL_SEGMENTS = 16
+COMPACTION_MEMORY = "512MB"
+COMPACTION_SPILL_DIR = ".compaction-spill"
 # Replaced segments stay readable this long for queries already running.
 RETIRED_GRACE_SECONDS = 600
 PARQUET_ROW_GROUP_ROWS = 122_880
-PARQUET_ZSTD_LEVEL = 3
+PARQUET_ZSTD_LEVEL = 1
+# Columns nearly unique per row: a dictionary would not shrink them, and building one
+# costs about a third of writing a segment. Nested columns (the attribute maps) are
+# compressed plainly too, which measured as small as with dictionaries.
+UNDICTIONARIED = frozenset({
+    "trace_id", "span_id", "parent_span_id", "span_key", "start_time_ns", "end_time_ns",
+    "start_time", "duration_ms", "time_ns", "tool_call_id", "input_content", "output_content",
+    "content",
+})
 # Rows per record batch when a query's result is streamed into a segment.
 STREAM_BATCH_ROWS = 16_384
 # What a store being created holds before its marker is written: a reader that finds only
@@ -188,7 +200,7 @@ class Store:
                 return old
             manifest = self.manifest()
             known = {c.name for c in columns_at(old)}
-            con = _connect()
+            con = scratch_connection()
             new_segments = []
             for seg in manifest["segments"]:
                 select = ", ".join(
@@ -235,50 +247,40 @@ class Store:
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-    def append_steps(self, steps: pa.Table | duckdb.DuckDBPyRelation, *,
-                     compact: bool = True) -> AppendResult:
+    def append_steps(self, steps: pa.Table | duckdb.DuckDBPyRelation, *, compact: bool = True,
+                     con: duckdb.DuckDBPyConnection | None = None) -> AppendResult:
         """Store new steps; spans already stored (same trace and span id) are skipped.
 
         `steps` must have exactly the columns of `stepscope.schema.STEP_COLUMNS` (any order).
         The whole batch becomes visible at once, or not at all.
         """
-        return self.append("steps", steps, compact=compact)
+        return self.append("steps", steps, compact=compact, con=con)
 
     def append(self, dataset: str, rows: pa.Table | duckdb.DuckDBPyRelation, *,
-               compact: bool = True) -> AppendResult:
+               compact: bool = True, con: duckdb.DuckDBPyConnection | None = None) -> AppendResult:
         """Store new rows of a dataset (`stepscope.schema.DATASETS`), skipping stored keys.
 
         The rows stay in Arrow from end to end: DuckDB computes the keys and finds the
         duplicates, and the segment is written by Arrow's Parquet writer (DuckDB's writer
-        costs three times as much on the attribute maps). Only the deduplication against
-        what is stored and the manifest swap run under the write lock.
+        costs three times as much on the attribute maps). The segment is written before
+        the write lock is taken (`write_pending`); only the deduplication against what is
+        stored and the manifest swap run under it, so concurrent writers (serve's worker
+        processes) overlap their writes. Compaction follows, outside the lock too. `con`
+        is a scratch connection to reuse.
         """
-        spec = DATASETS[dataset]
-        con = _connect()
+        scratch = scratch_connection() if con is None else con
         try:
-            table = _conforming(con, rows, spec)
-            offered = table.num_rows
-            if offered == 0:
-                return AppendResult(0, 0)
-            keys = _key_rows(table, spec)
-            keep = _first_of_each_key(con, keys, spec)
-            with self.write_lock():
-                manifest = self.manifest()
-                keep = _not_stored(con, keys, keep, spec, self._segment_paths(manifest, dataset))
-                if len(keep) < offered:
-                    table = table.take(pa.array(keep))
-                stored = table.num_rows
-                if stored:
-                    seg = self._write_segment(self._new_segment_name(dataset), [table],
-                                              table.schema, spec.time_column)
-                    manifest = self._publish(manifest, add=[seg], dataset=dataset)
-                    if compact:
-                        self._compact_locked(manifest, dataset=dataset)
-            return AppendResult(stored=stored, duplicates=offered - stored)
+            pending = self.write_pending(rows, dataset, con=scratch)
+            result = self.publish_pending([(pending, [])], dataset=dataset, con=scratch)
         finally:
-            con.close()
+            if con is None:
+                scratch.close()
+        if compact and result.stored:
+            self._compact_dataset(dataset)
+        return result
 
-    def write_pending(self, rows: pa.Table, dataset: str = "steps") -> str:
+    def write_pending(self, rows: pa.Table, dataset: str = "steps",
+                      con: duckdb.DuckDBPyConnection | None = None) -> str:
         """Write rows as a segment no reader sees yet; `publish_pending` stores it.
 
         This is how parallel writers (ingest's worker processes) share the work: each
@@ -286,55 +288,81 @@ class Store:
         knows which rows may be stored publishes the files one after another.
         """
         spec = DATASETS[dataset]
-        con = _connect()
-        try:
+        if con is not None:
             table = _conforming(con, rows, spec)
-        finally:
-            con.close()
+        else:
+            scratch = scratch_connection()
+            try:
+                table = _conforming(scratch, rows, spec)
+            finally:
+                scratch.close()
         folder = SEGMENT_DIR if dataset == "steps" else f"datasets/{dataset}"
         rel = f"{folder}/{PENDING_PREFIX}{uuid.uuid4().hex}.parquet"
         self._write_file(self.path / rel, [table], table.schema, spec.time_column)
         return str(self.path / rel)
 
-    def publish_pending(self, path: str | os.PathLike[str], *, exclude: Iterable[tuple[int, int]] = (),
-                        dataset: str = "steps") -> AppendResult:
-        """Store a file of `write_pending`, all at once, and delete it.
+    def publish_pending(self, files: list[tuple[str | os.PathLike[str], Iterable[tuple[int, int]]]],
+                        *, dataset: str = "steps",
+                        con: duckdb.DuckDBPyConnection | None = None) -> AppendResult:
+        """Store files of `write_pending`, all at once, and delete them.
 
-        Rows in the `exclude` ranges (offset, count) are left out and not counted (they
-        belong to input that was rejected), then rows repeated within the file and rows
-        already stored count as duplicates. The file becomes a segment as it is when
-        every row stays, which is the usual case; otherwise the rows kept are rewritten.
+        Each file comes with the ranges (offset, count) of its rows to leave out; they
+        belong to input that was rejected and are not counted. Then rows repeated within
+        the files and rows already stored count as duplicates. A file becomes a segment as
+        it is when every row stays, which is the usual case; otherwise the rows kept are
+        rewritten. Several files publish with one scan of the stored keys and one manifest
+        swap. `con` is a scratch connection to reuse (opening one costs milliseconds).
         """
         spec = DATASETS[dataset]
-        pending = Path(path)
-        con = _connect()
+        own = con is None
+        con = scratch_connection() if con is None else con
+        pendings = [Path(path) for path, _ in files]
         try:
-            keys = _key_rows(pq.read_table(pending, columns=_key_columns(spec)), spec)
-            offered = np.ones(keys.num_rows, dtype=bool)
-            for offset, count in exclude:
-                offered[offset:offset + count] = False
-            keys = keys.filter(pa.array(offered))
+            parts, totals = [], []
+            for index, (pending, (_, exclude)) in enumerate(zip(pendings, files, strict=True)):
+                keys = _key_rows(pq.read_table(pending, columns=_key_columns(spec)), spec)
+                offered = np.ones(keys.num_rows, dtype=bool)
+                for offset, count in exclude:
+                    offered[offset:offset + count] = False
+                totals.append(keys.num_rows)
+                keys = keys.filter(pa.array(offered))
+                parts.append(keys.append_column("_file", pa.array(
+                    np.full(keys.num_rows, index, dtype=np.int32))))
+            keys = pa.concat_tables(parts)
+            # `_row` orders rows across the files too: the first file's copy wins.
+            order = keys.column("_file").to_numpy().astype(np.int64) << 40 | keys.column("_row").to_numpy()
+            keys = keys.set_column(keys.schema.get_field_index("_row"), "_row", pa.array(order))
             keep = _first_of_each_key(con, keys, spec)
             with self.write_lock():
                 manifest = self.manifest()
                 keep = _not_stored(con, keys, keep, spec, self._segment_paths(manifest, dataset))
-                rows = keys.column("_row").to_numpy()[keep]
-                if len(rows):
+                kept_file = keys.column("_file").to_numpy()[keep]
+                kept_row = keys.column("_row").to_numpy()[keep] & ((1 << 40) - 1)
+                segments = []
+                for index, pending in enumerate(pendings):
+                    rows = kept_row[kept_file == index]
+                    if len(rows) == 0:
+                        continue
                     rel = self._new_segment_name(dataset)
-                    if len(rows) == len(offered):
-                        times = keys.column(spec.time_column)
+                    if len(rows) == totals[index]:
+                        times = pq.read_table(pending, columns=[spec.time_column]).column(0)
                         bounds = pc.min_max(times)
-                        seg = Segment(rel, len(rows), bounds["min"].as_py(),
-                                      bounds["max"].as_py()).to_json()
+                        segments.append(Segment(rel, len(rows), bounds["min"].as_py(),
+                                                bounds["max"].as_py()).to_json())
                         os.replace(pending, self.path / rel)
                     else:
                         table = pq.read_table(pending).take(pa.array(rows))
-                        seg = self._write_segment(rel, [table], table.schema, spec.time_column)
-                    self._publish(manifest, add=[seg], dataset=dataset)
-            return AppendResult(stored=len(rows), duplicates=int(offered.sum()) - len(rows))
+                        segments.append(self._write_segment(rel, [table], table.schema,
+                                                            spec.time_column))
+                if segments:
+                    self._publish(manifest, add=segments, dataset=dataset)
+            stored = len(keep)
+            return AppendResult(stored=stored, duplicates=keys.num_rows - stored)
         finally:
-            con.close()
-            pending.unlink(missing_ok=True)
+            if own:
+                con.close()
+            for pending in pendings:
+                pending.unlink(missing_ok=True)
 
     def discard_pending(self, path: str | os.PathLike[str]) -> None:
         """Delete a file of `write_pending` that will not be stored."""
@@ -354,35 +382,72 @@ class Store:
 
     def compact(self, force: bool = False) -> int:
         """Merge small segments of every dataset; returns how many segments were merged."""
-        merged = 0
-        with self.write_lock():
-            for dataset in DATASETS:
-                merged += self._compact_locked(self.manifest(), force=force, dataset=dataset)
-        return merged
+        return sum(self._compact_dataset(dataset, force=force, wait=True) for dataset in DATASETS)
 
-    def _compact_locked(self, manifest: dict[str, Any], force: bool = False,
-                        dataset: str = "steps") -> int:
-        segments = _segments_of(manifest, dataset)
-        # A compaction result is never small again: rewriting it would copy rows twice over.
-        small = [s for s in segments
-                 if s["rows"] < SMALL_SEGMENT_ROWS and not s.get("compacted")]
-        if len(small) < (2 if force else COMPACT_WHEN_SMALL_SEGMENTS):
-            self._sweep_retired(manifest)
-            return 0
-        time_column = DATASETS[dataset].time_column
-        con = _connect()
-        try:
-            files = [str(self.path / s["file"]) for s in small]
+    def _compact_dataset(self, dataset: str = "steps", force: bool = False,
+                         wait: bool = False) -> int:
+        """Merge the small segments of a dataset, sorted by time, into one.
+
+        The merged segment is written outside the write lock, so writers go on meanwhile
+        (segments are immutable); under the lock it replaces the small ones only if they
+        are all still there (a retention run may have deleted some), else it is dropped.
+        One compaction runs at a time: with `wait` false, a writer that finds another
+        compacting leaves it to that one.
+        """
+        with self._compaction_lock(wait) as held:
+            if not held:
+                return 0
+            small = self._small_segments(self.manifest(), dataset)
+            if len(small) < (2 if force else COMPACT_WHEN_SMALL_SEGMENTS):
+                with self.write_lock():
+                    self._sweep_retired(self.manifest())
+                return 0
+            time_column = DATASETS[dataset].time_column
             rel = self._new_segment_name(dataset)
-            seg = self._copy_to_segment(
-                con, f"SELECT * FROM read_parquet({_sql_list(files)}) ORDER BY {time_column}",
-                rel, time_column,
-            )
-        finally:
-            con.close()
-        seg["compacted"] = True
-        self._publish(manifest, remove=[s["file"] for s in small], add=[seg], dataset=dataset)
-        return len(small)
+            tmp_rel = str(Path(rel).with_name(f"{PENDING_PREFIX}{Path(rel).name}"))
+            # A bounded sort: DuckDB spills beyond the limit instead of holding every row.
+            con = scratch_connection(threads=1, memory_limit=COMPACTION_MEMORY,
+                                     temp_directory=str(self.path / COMPACTION_SPILL_DIR))
+            try:
+                files = [str(self.path / s["file"]) for s in small]
+                seg = self._copy_to_segment(
+                    con, f"SELECT * FROM read_parquet({_sql_list(files)}) ORDER BY {time_column}",
+                    tmp_rel, time_column,
+                )
+            finally:
+                con.close()
+            with self.write_lock():
+                manifest = self.manifest()
+                present = {s["file"] for s in _segments_of(manifest, dataset)}
+                if not all(s["file"] in present for s in small):
+                    (self.path / tmp_rel).unlink(missing_ok=True)
+                    return 0
+                os.replace(self.path / tmp_rel, self.path / rel)
+                seg["file"], seg["compacted"] = rel, True
+                self._publish(manifest, remove=[s["file"] for s in small], add=[seg],
+                              dataset=dataset)
+            return len(small)
+
+    @staticmethod
+    def _small_segments(manifest: dict[str, Any], dataset: str) -> list[dict[str, Any]]:
+        # A compaction result is never small again: rewriting it would copy rows twice over.
+        return [s for s in _segments_of(manifest, dataset)
+                if s["rows"] < SMALL_SEGMENT_ROWS and not s.get("compacted")]
+
+    @contextlib.contextmanager
+    def _compaction_lock(self, wait: bool) -> Iterator[bool]:
+        """Held by the one process compacting; yields whether this one got it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / COMPACTION_LOCK_FILE, "a+b") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def delete_steps_before(self, cutoff_ns: int) -> int:
         """Retention: drop runs that started before the cutoff (whole traces, not halves).
@@ -394,7 +459,7 @@ class Store:
             files = self._segment_paths(manifest)
             if not files:
                 return 0
-            con = _connect()
+            con = scratch_connection()
             try:
                 src = f"read_parquet({_sql_list(files)})"
                 con.execute(
@@ -476,8 +541,10 @@ class Store:
         """Write rows as Parquet and fsync; (rows, first time, last time)."""
         target.parent.mkdir(parents=True, exist_ok=True)
         rows, lo, hi = 0, None, None
+        dictionaried = [name for name in schema.names if name not in UNDICTIONARIED]
         with pq.ParquetWriter(target, schema, compression="zstd",
-                              compression_level=PARQUET_ZSTD_LEVEL) as writer:
+                              compression_level=PARQUET_ZSTD_LEVEL,
+                              use_dictionary=dictionaried) as writer:
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
@@ -542,7 +609,7 @@ class ReadConnection:
 
     def __init__(self, store: Store):
         self.store = store
-        self.con = _connect()
+        self.con = scratch_connection()
         self._generation: int | None = None
         self.refresh()
 
@@ -666,13 +733,14 @@ def _not_stored(con: duckdb.DuckDBPyConnection, keys: pa.Table, keep: np.ndarray
     return keep[mask]
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    """A scratch DuckDB connection that never draws DuckDB's progress bar.
+def scratch_connection(**config: str | int) -> duckdb.DuckDBPyConnection:
+    """A scratch in-memory DuckDB connection (with DuckDB `config`) that never draws
+    DuckDB's progress bar.
 
     DuckDB prints the bar on stdout for any query slower than two seconds, which would
     corrupt the JSON or CSV that commands such as `stepscope ingest` print there.
     """
-    con = duckdb.connect()
+    con = duckdb.connect(config=config)
     con.execute("SET enable_progress_bar = false")
     return con
 

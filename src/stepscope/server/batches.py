@@ -17,7 +17,7 @@ import duckdb
 from stepscope.config import Config
 from stepscope.server import ingest_adapter, logs
 from stepscope.server.spool import KIND_LOGS, KIND_TRACES, read_records
-from stepscope.store import Store
+from stepscope.store import Store, scratch_connection
 
 
 @dataclass
@@ -46,12 +46,12 @@ def publish_batch(store: Store, con: duckdb.DuckDBPyConnection, files: list[Path
             con, traces, config, source, first_batch=first_batch)
         del traces
         if steps is not None and steps.num_rows:
-            appended = store.append_steps(steps)
+            appended = store.append_steps(steps, con=con)
             result.spans_stored, result.spans_duplicate = appended.stored, appended.duplicates
     if log_payloads:
         events = logs.content_events(log_payloads, config.privacy.content, source)
         if events is not None and events.num_rows:
-            result.events_stored = store.append("content_events", events).stored
+            result.events_stored = store.append("content_events", events, con=con).stored
     return result
 
 
@@ -63,7 +63,8 @@ _process_state: tuple[Store, duckdb.DuckDBPyConnection, Config, str] | None = No
 def init_process(db: str, config: Config, source: str) -> None:
     """Worker-process initializer: one store handle and one single-threaded scratch DB."""
     global _process_state
-    _process_state = (Store(db), duckdb.connect(config={"threads": 1}), config, source)
+    _process_state = (Store(db), scratch_connection(threads=1, allocator_flush_threshold="16MB"),
+                      config, source)
 
 
 def ready() -> int:

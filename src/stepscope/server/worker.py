@@ -38,7 +38,7 @@ from stepscope.config import Config
 from stepscope.server import batches
 from stepscope.server.limits import ServeLimits
 from stepscope.server.spool import Spool
-from stepscope.store import Store
+from stepscope.store import Store, scratch_connection
 
 MAX_RETRY_PAUSE_S = 30.0
 # At shutdown, give up after this many failed attempts: the spool keeps the data for the
@@ -269,5 +269,5 @@ class SpoolWorker:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            self._con = duckdb.connect()
+            self._con = scratch_connection()
         return self._con
