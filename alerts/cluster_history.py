@@ -17,6 +17,7 @@ import polars as pl
 
 from stepscope.analytics.clusters import failure_clusters
 from stepscope.analytics.filters import Filters
+from stepscope.config import Config
 from stepscope.store import ReadConnection
 from stepscope.timeparse import Window
 
@@ -39,9 +40,10 @@ class ClusterHistory:
 
     @classmethod
     def build(cls, con: ReadConnection, filters: Filters, start: datetime,
-              end: datetime) -> ClusterHistory:
+              end: datetime, config: Config | None = None) -> ClusterHistory:
         frame = failure_clusters(con, filters.with_window(start, end),
-                                 baseline=Window(start - BUCKET, start), now=end, bucket=BUCKET)
+                                 baseline=Window(start - BUCKET, start), now=end, bucket=BUCKET,
+                                 config=config)
         rows = frame.to_dicts()
         width = int((end - start) / BUCKET)
         counts = np.zeros((len(rows), width), dtype=np.int64)
@@ -70,8 +72,8 @@ class ClusterHistory:
 
 
 def new_clusters_now(con: ReadConnection, filters: Filters, window: Window,
-                     baseline: Window) -> list[dict]:
+                     baseline: Window, config: Config | None = None) -> list[dict]:
     """The same answer for one instant, straight from the clustering of its windows."""
     frame = failure_clusters(con, filters.with_window(window.start, window.end),
-                             baseline=baseline, now=window.end)
+                             baseline=baseline, now=window.end, config=config)
     return frame.filter(pl.col("is_new")).to_dicts()

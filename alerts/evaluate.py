@@ -126,7 +126,7 @@ class Evaluator:
             return
         start = min(instants) - baseline.offset - baseline.window
         self._cluster_histories[rule.name] = ClusterHistory.build(
-            self.con, _filters(rule, None), start, max(instants))
+            self.con, _filters(rule, None), start, max(instants), config=self.config)
 
     def _windows_needed(self, rule: Rule, instants: Sequence[datetime]):
         """(cache key, window) pairs; a key is (query, fixed scope, group keys)."""
@@ -265,7 +265,8 @@ class Evaluator:
         if history is not None and history.covers(base.start, at) and aligned([at], []):
             rows = history.new_between(window, base)
         else:
-            rows = new_clusters_now(self.con, _filters(rule, None), window, base)
+            rows = new_clusters_now(self.con, _filters(rule, None), window, base,
+                                    config=self.config)
         result = RuleResult(rule.name, at)
         cond = rule.condition
         threshold = cond.threshold if cond.threshold is not None else 1.0

@@ -24,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
-from stepscope.analytics import runner
+from stepscope.analytics import run_tables, runner
 from stepscope.analytics.error_templates import fingerprint_of_key, templates_sql
 from stepscope.analytics.filters import Filters
 from stepscope.analytics.template_groups import DEFAULT_SIMILARITY, group_templates
+from stepscope.config import Config
 from stepscope.store import ReadConnection
 from stepscope.timeparse import Window, format_duration, to_utc, utc_now
 
@@ -107,16 +108,19 @@ def failure_clusters(con: ReadConnection, filters: Filters | None = None, *,
                      baseline: Window | None = None, now: datetime | None = None,
                      bucket: timedelta | None = None,
                      similarity: float = DEFAULT_SIMILARITY,
-                     examples: int = EXAMPLES_PER_CLUSTER) -> pl.DataFrame:
+                     examples: int = EXAMPLES_PER_CLUSTER,
+                     config: Config | None = None) -> pl.DataFrame:
     """Clusters of the failed steps in `filters`' window, most failures first.
 
     `filters.since`/`until` bound the failures' start times (all data when unset); the
     other filters select runs (workflow, service version, tenant, ...). `is_new` says
     the cluster failed after the baseline window and never within it (default baseline:
     see `resolve_windows`). `trend` counts failures per `trend_bucket` from
-    `trend_start` to the window's end. Columns: `CLUSTER_COLUMNS`.
+    `trend_start` to the window's end. Columns: `CLUSTER_COLUMNS`. The failed steps and
+    their runs' facts come from the run tables (`config` names their prices).
     """
     filters = filters or Filters()
+    run_tables.prepare(con, config or Config(), needs=("failed_parts",))
     windows = resolve_windows(filters, baseline, now)
     bounds = _data_bounds(con, windows)
     if bounds is None:

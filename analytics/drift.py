@@ -284,7 +284,7 @@ def _compare(con: ReadConnection, baseline: Side | None, current: Side | None,
              ) -> tuple[list[_Test], pl.DataFrame, pl.DataFrame]:
     """Every test the data allows, with Holm-adjusted p-values, and the rows behind them."""
     baseline, current = resolve_sides(baseline, current, now)
-    run_tables.prepare(con, config or Config())
+    run_tables.prepare(con, config or Config(), needs=("tool_parts",))
     b_where, params = _side_condition(baseline, "baseline")
     c_where, c_params = _side_condition(current, "current")
     run_where, r_params = (filters or Filters()).with_window(None, None).where_sql("r")

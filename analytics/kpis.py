@@ -135,10 +135,10 @@ def step_kpis(con: ReadConnection, filters: Filters | None = None,
     with `tool`, the tool steps. Columns: the group keys, then STEP_KPI_KEYS.
     """
     filters = filters or Filters()
-    run_tables.prepare(con, config or Config())
     keys = check_group_keys(by, tuple(STEP_GROUP_EXPR))
     if ("model" in keys) == ("tool" in keys):
         raise FilterError("step KPIs are per model or per tool: --by needs exactly one of them")
+    run_tables.prepare(con, config or Config(), needs=() if "model" in keys else ("tool_parts",))
     if "model" in keys:
         keys = tuple(k for k in keys if k != "model")
         keys = ("model", "step_kind", *keys)
@@ -153,7 +153,9 @@ def step_kpis(con: ReadConnection, filters: Filters | None = None,
     frame = runner.run(
         con, "step_kpis", params,
         group_select=select, step_filter=step_filter, where=where, group_by=group_by,
-        steps="{{priced_steps}}" if "model" in keys else "{{unpriced_steps}}",
+        # Tool steps come from the run tables' tool_parts rather than the store.
+        **({"steps": "{{priced_steps}}"} if "model" in keys else
+           {"steps": "{{unpriced_steps}}", "step_source": "tool_parts"}),
         run_join="JOIN run_facts r ON r.trace_id = ps.trace_id" if needs_runs else "",
         order_by="ORDER BY calls DESC, " + ", ".join(f'"{k}" NULLS LAST' for k in keys),
     )

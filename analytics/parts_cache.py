@@ -8,6 +8,7 @@ dashboard read them instead of scanning every step again. They live in
 
 * `<segment>.keys.parquet`: the segment's (provider, model) combinations, for pricing;
 * `<segment>.models.parquet`: the chat models of each run;
+* `<segment>.tools.parquet`, `<segment>.failed.parquet`: its tool steps and failed steps;
 * `<segment>.run-<prices>.parquet`, `<segment>.cost-<prices>.parquet`: run and cost parts,
   which depend on the prices in force, hence `<prices>`, a digest of the price library
   version and the configuration's `[[prices]]`.
@@ -38,7 +39,7 @@ CACHE_DIR = "analytics-cache"
 ENV_SWITCH = "STEPSCOPE_ANALYTICS_CACHE"
 # The queries whose results are cached, and the pricing rules that shape them.
 PART_QUERIES = ("segment_steps", "price_keys", "priced_steps", "cost_parts", "run_parts",
-                "model_parts")
+                "model_parts", "tool_parts", "failed_parts", "step_failed")
 PRICE_ID_RULE = "price_id v1: blake2b-8 of key, valid_from, day_from, input_above"
 # Files of segments gone from the store are removed after this long (a reader still on
 # an older manifest may want them a little longer).

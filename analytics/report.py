@@ -78,7 +78,8 @@ def weekly_report(con: ReadConnection, week: str, config: Config | None = None,
     workflows = compare(con, last_week, this_week, by=("workflow",), config=config,
                         metrics=REPORT_METRICS)
     drivers = _cost_drivers(con, this_week, last_week, config)
-    failures = failure_clusters(con, this_week, baseline=previous).head(TOP_FAILURES)
+    failures = failure_clusters(con, this_week, baseline=previous,
+                                config=config).head(TOP_FAILURES)
     report = WeeklyReport(
         week=week, window=window, previous=previous, totals=totals,
         workflows=workflows.filter(pl.col("workflow").is_not_null()),

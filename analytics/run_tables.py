@@ -8,6 +8,13 @@ temporary tables of that connection:
 * `cost_parts`, `run_parts`, `model_parts`: per store segment and run, its priced model
   calls, its step counts and root span, and the chat models it used
   (sql/cost_parts.sql, run_parts.sql, model_parts.sql);
+* `tool_parts`, `failed_parts`, only once a query asks for them (`prepare(needs=...)`):
+  per store segment, its tool steps and its failed steps, a few columns each
+  (sql/tool_parts.sql, failed_parts.sql), which the per-tool KPIs, drift's tool mix and
+  the failure clusters read instead of the store: step-level questions with a run
+  filter (a dashboard page for one workflow) then cost a join of small tables, not a
+  scan of every step. They hold rows, not sums, so a one-shot KPI command is not made
+  to load them;
 * `run_facts`: one row per run (sql/run_facts.sql);
 * `run_model_costs`: model calls per run and price, labelled (sql/run_model_costs.sql);
 * `run_models`: the chat models each run used (sql/run_models.sql).
@@ -27,6 +34,7 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -40,7 +48,10 @@ from stepscope.store import ReadConnection
 REBUILD_WHEN_REMOVED_SHARE = 0.5
 # In build order: run_parts and model_parts read the segment's cost_parts.
 PART_TABLES = ("cost_parts", "run_parts", "model_parts")
-PART_KINDS = ("cost", "run", "models")          # their names in the parts cache
+# Step-level parts, built when first needed; every table's name in the parts cache.
+STEP_PART_TABLES = ("tool_parts", "failed_parts")
+PART_KINDS = {"cost_parts": "cost", "run_parts": "run", "model_parts": "models",
+              "tool_parts": "tools", "failed_parts": "failed"}
 MERGED_TABLES = ("run_facts", "run_model_costs", "run_models")
 _TOUCHED = "trace_id IN (SELECT trace_id FROM touched_traces)"
 
@@ -53,6 +64,7 @@ class _State:
     keys: set[pricing.PriceKey] = field(default_factory=set)
     ids: itertools.count = field(default_factory=itertools.count)
     cache: PartsCache | None = None
+    tables: tuple[str, ...] = PART_TABLES               # the part tables kept up to date
 
 
 _STATES: weakref.WeakKeyDictionary[ReadConnection, _State] = weakref.WeakKeyDictionary()
@@ -60,11 +72,12 @@ _LOCKS: weakref.WeakKeyDictionary[ReadConnection, threading.Lock] = weakref.Weak
 _GUARD = threading.Lock()
 
 
-def prepare(con: ReadConnection, config: Config) -> pa.Table:
+def prepare(con: ReadConnection, config: Config, needs: Sequence[str] = ()) -> pa.Table:
     """Bring the run tables of `con` up to date with the store and `config`'s prices.
 
-    Returns the price table in use. Cheap when nothing changed, so call it before every
-    query; the analytics functions do.
+    `needs` names step-level part tables (STEP_PART_TABLES) the caller reads; once built
+    they are kept up to date like the rest. Returns the price table in use. Cheap when
+    nothing changed, so call it before every query; the analytics functions do.
     """
     with _GUARD:
         lock = _LOCKS.setdefault(con, threading.Lock())
@@ -77,6 +90,9 @@ def prepare(con: ReadConnection, config: Config) -> pa.Table:
             state = _build(con, config, files, fingerprint)
         elif files != set(state.segments):
             state = _update(con, config, state, files)
+        missing = [table for table in needs if table not in state.tables]
+        if missing:
+            _add_tables(con, state, missing)
         _STATES[con] = state
         return state.prices
 
@@ -112,7 +128,7 @@ def _update(con: ReadConnection, config: Config, state: _State, files: set[str])
         ids = ", ".join(str(i) for i in removed)
         con.execute("INSERT INTO touched_traces SELECT DISTINCT trace_id FROM run_parts "
                     f"WHERE segment IN ({ids})")
-        for table in PART_TABLES:
+        for table in state.tables:
             con.execute(f"DELETE FROM {table} WHERE segment IN ({ids})")
         for file in set(state.segments) - files:
             del state.segments[file]
@@ -158,18 +174,35 @@ def _add_segments(con: ReadConnection, config: Config, state: _State,
     ids = []
     for file in files:
         segment = next(state.ids)
-        for table, kind in zip(PART_TABLES, PART_KINDS, strict=True):
-            if cache and cache.load(con, file, kind, table, segment):
-                continue
-            sql = runner.render_sql(table, segment=str(segment), step_source=sources[file],
-                                    where="TRUE")
-            con.execute(f"INSERT INTO {table} {sql}")
-            if cache:
-                cache.save(con, file, kind, f"SELECT * EXCLUDE (segment) FROM {table} "
-                                            f"WHERE segment = {segment}")
+        _add_parts(con, state, file, segment, state.tables, sources[file])
         state.segments[file] = segment
         ids.append(segment)
     return ids
+
+
+def _add_tables(con: ReadConnection, state: _State, tables: list[str]) -> None:
+    """Start keeping step-level part tables: every segment's parts, then new ones too."""
+    for table in tables:
+        runner.materialise(con, table, table, segment="-1", where="FALSE")
+    for file, segment in state.segments.items():
+        _add_parts(con, state, file, segment, tables,
+                   "(" + runner.render_sql("segment_steps", file=_quoted(file)) + ")")
+    state.tables = (*state.tables, *tables)
+
+
+def _add_parts(con: ReadConnection, state: _State, file: str, segment: int,
+               tables: Sequence[str], source: str) -> None:
+    """One segment's rows of the given part tables, from the parts cache or computed."""
+    cache = state.cache
+    for table in tables:
+        kind = PART_KINDS[table]
+        if cache and cache.load(con, file, kind, table, segment):
+            continue
+        sql = runner.render_sql(table, segment=str(segment), step_source=source, where="TRUE")
+        con.execute(f"INSERT INTO {table} {sql}")
+        if cache:
+            cache.save(con, file, kind, f"SELECT * EXCLUDE (segment) FROM {table} "
+                                        f"WHERE segment = {segment}")
 
 
 def _removed_share(con: ReadConnection, removed: list[int]) -> float:

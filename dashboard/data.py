@@ -109,7 +109,7 @@ _FUNCTIONS: dict[str, tuple[Callable[..., pl.DataFrame], bool]] = {
     "kpis": (kpis, True),
     "kpi_series": (kpi_series, True),
     "step_kpis": (step_kpis, True),
-    "failure_clusters": (failure_clusters, False),
+    "failure_clusters": (failure_clusters, True),
     "drift_findings": (drift_findings, True),
     "cost_breakdown": (cost_breakdown, True),
     "find_traces": (find_traces, True),

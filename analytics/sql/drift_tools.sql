@@ -1,7 +1,8 @@
--- Tool calls per drift side, workflow and tool: the tool-call mix drift compares.
+-- Tool calls per drift side, workflow and tool: the tool-call mix drift compares (the
+-- tool steps are the run tables' tool_parts).
 SELECT t.side, r.workflow, s.tool_name AS tool, count(*) AS calls
 FROM {{drift_sides}} t
 JOIN run_facts r ON r.trace_id = t.trace_id
-JOIN steps s ON s.trace_id = t.trace_id
-WHERE s.step_kind = 'tool' AND s.tool_name IS NOT NULL
+JOIN tool_parts s ON s.trace_id = t.trace_id
+WHERE s.tool_name IS NOT NULL
 GROUP BY t.side, r.workflow, s.tool_name

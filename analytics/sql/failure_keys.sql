@@ -1,10 +1,11 @@
 -- Failed steps grouped by failure key: error type, HTTP status, tool and message template.
 --
 -- A step failed when sql/step_failed.sql says so (error status, an error type or
--- exception, HTTP status >= 400). Messages are normalised once per distinct message (the
--- template expression masks ids, numbers, URLs, ...), then joined back, so the cost
--- grows with the distinct messages, not the rows. Workflows and the
--- other run filters (the `Filters` condition on alias r) come from each trace's root span.
+-- exception, HTTP status >= 400); the failed steps are the per-segment failed_parts of
+-- the run tables. Messages are normalised once per distinct message (the template
+-- expression masks ids, numbers, URLs, ...), then joined back, so the cost grows with
+-- the distinct messages, not the rows. Workflows and the other run filters (the
+-- `Filters` condition on alias r) come from each trace's run_facts row.
 --
 -- One row per failure key seen in the window [$start_ns, $end_ns): counts, first and last
 -- seen, affected workflows / models / service versions, counts per time bucket of
@@ -12,47 +13,18 @@
 -- [$baseline_start_ns, $baseline_end_ns) and after it that decide "new". The scan starts
 -- at $scan_start_ns, the earlier of the window's and the baseline's starts.
 WITH failed AS (
-    SELECT
-        trace_id,
-        start_time_ns,
-        error_type,
-        http_status,
-        tool_name,
-        coalesce(request_model, response_model) AS model,
-        service_version,
-        coalesce(nullif(error_message, ''), nullif(status_message, ''), '') AS message
-    FROM steps
+    SELECT trace_id, start_time_ns, error_type, http_status, tool_name, model,
+           service_version, message
+    FROM failed_parts
     WHERE start_time_ns >= $scan_start_ns
       AND start_time_ns < $end_ns
-      AND {{step_failed}}
-),
-runs AS (
-    -- Run-level facts from each failed trace's root span, for the run filters.
-    SELECT
-        trace_id,
-        max(workflow) AS workflow,
-        max(service_name) AS service_name,
-        max(service_version) AS service_version,
-        max(environment) AS environment,
-        max(tenant_id) AS tenant_id,
-        max(user_id) AS user_id
-    FROM steps
-    WHERE is_root AND trace_id IN (SELECT trace_id FROM failed)
-    GROUP BY trace_id
-),
-run_models AS (
-    -- The chat models of each failed run, for the model filter and for the models a
-    -- failure that is not itself a model call (a tool failure) affected.
-    SELECT DISTINCT trace_id, coalesce(request_model, response_model) AS model
-    FROM steps
-    WHERE trace_id IN (SELECT trace_id FROM failed)
-      AND step_kind = 'llm'
-      AND coalesce(request_model, response_model) IS NOT NULL
 ),
 run_model_names AS (
-    -- One text per run, the models comma-separated: one narrow column to join.
+    -- The chat models of each failed run (run_models), one text per run: the models a
+    -- failure that is not itself a model call (a tool failure) affected.
     SELECT trace_id, string_agg(model, ',' ORDER BY model) AS models
     FROM run_models
+    WHERE trace_id IN (SELECT trace_id FROM failed)
     GROUP BY trace_id
 ),
 templates AS (
@@ -74,7 +46,7 @@ keyed AS (
         r.workflow
     FROM failed AS f
     JOIN templates AS t ON t.message = f.message
-    LEFT JOIN runs AS r ON r.trace_id = f.trace_id
+    LEFT JOIN run_facts AS r ON r.trace_id = f.trace_id
     LEFT JOIN run_model_names AS n ON n.trace_id = f.trace_id
     WHERE {{run_filter}}
 ),
