@@ -10,9 +10,9 @@ while it does no other process can open it at all. stepscope has several writers
   writes or nothing, and new data within one manifest read (well under 5 seconds).
 * Writers serialise only among themselves, on an advisory file lock held for the short
   publish step: deduplication against what is stored (so the same spans arriving twice
-  count once; each segment keeps its sorted span keys beside it, `key_index`, so this
-  costs a binary search rather than a scan of the store) and the manifest swap. Readers
-  are never blocked by it.
+  count once; each segment keeps its sorted span keys beside it, `span_key_index`, so
+  this costs a binary search rather than a scan of the store) and the manifest swap.
+  Readers are never blocked by it.
 * Small segments are compacted into larger ones, sorted by time, written outside the
   lock and swapped in under it.
   Replaced segments are kept on disk for a grace period so that a query that started
@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from stepscope import key_index
+from stepscope import span_key_index
 from stepscope.schema import (
     DATASETS,
     SCHEMA_VERSION,
@@ -358,7 +358,7 @@ class Store:
                         table = pq.read_table(pending).take(pa.array(rows))
                         segments.append(self._write_segment(rel, [table], table.schema,
                                                             spec.time_column))
-                    key_index.write(self.path / rel, stored_keys[kept_file == index])
+                    span_key_index.write(self.path / rel, stored_keys[kept_file == index])
                 if segments:
                     self._publish(manifest, add=segments, dataset=dataset)
             stored = len(keep)
@@ -421,14 +421,14 @@ class Store:
                 )
             finally:
                 con.close()
-            key_index.write(self.path / rel, pq.read_table(
-                self.path / tmp_rel, columns=[key_index.KEY_COLUMN]).column(0))
+            span_key_index.write(self.path / rel, pq.read_table(
+                self.path / tmp_rel, columns=[span_key_index.KEY_COLUMN]).column(0))
             with self.write_lock():
                 manifest = self.manifest()
                 present = {s["file"] for s in _segments_of(manifest, dataset)}
                 if not all(s["file"] in present for s in small):
                     (self.path / tmp_rel).unlink(missing_ok=True)
-                    key_index.remove(self.path / rel)
+                    span_key_index.remove(self.path / rel)
                     return 0
                 os.replace(self.path / tmp_rel, self.path / rel)
                 seg["file"], seg["compacted"] = rel, True
@@ -493,7 +493,7 @@ class Store:
                     adds = [seg] if seg["rows"] else []
                     if not seg["rows"]:
                         (self.path / seg["file"]).unlink(missing_ok=True)
-                        key_index.remove(self.path / seg["file"])
+                        span_key_index.remove(self.path / seg["file"])
                     manifest = self._publish(manifest, remove=[s["file"] for s in current],
                                              add=adds, dataset=dataset)
             finally:
@@ -596,7 +596,7 @@ class Store:
             return
         for item in gone:
             (self.path / item["file"]).unlink(missing_ok=True)
-            key_index.remove(self.path / item["file"])
+            span_key_index.remove(self.path / item["file"])
         self._write_json(MANIFEST_FILE, {**manifest, "retired": keep,
                                          "generation": manifest["generation"] + 1})
 
@@ -720,7 +720,7 @@ def _not_stored(con: duckdb.DuckDBPyConnection, keys: pa.Table, keep: np.ndarray
                 spec: Dataset, files: list[str]) -> np.ndarray:
     """The indexes of `keep` whose keys are not in the stored segments yet.
 
-    The segments' key indexes (`key_index`) say which keys may be stored and where;
+    The segments' key indexes (`span_key_index`) say which keys may be stored and where;
     only those candidates are confirmed on the key columns of those segments, so the
     usual write, all new spans, reads no segment at all.
     """
@@ -728,7 +728,7 @@ def _not_stored(con: duckdb.DuckDBPyConnection, keys: pa.Table, keep: np.ndarray
         return keep
     fresh_keys = keys.column("span_key").to_numpy()[keep]
     probe = np.unique(fresh_keys)
-    files, found = key_index.segments_holding(files, probe)
+    files, found = span_key_index.segments_holding(files, probe)
     if not files:
         return keep
     candidates = np.flatnonzero(np.isin(fresh_keys, probe[found]))

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from steps_factory import make_runs
 
 import stepscope.store as store_module
-from stepscope import key_index
+from stepscope import span_key_index
 from stepscope.store import Store
 
 
@@ -26,7 +26,7 @@ def test_every_published_segment_has_its_keys_sorted_beside_it(tmp_path):
     store.append_steps(make_runs(4))
     store.append_steps(make_runs(3))
     for segment in segment_paths(store):
-        index = np.load(key_index.index_path(segment))
+        index = np.load(span_key_index.index_path(segment))
         assert index.dtype == np.uint64
         assert np.array_equal(index, stored_keys(segment))
 
@@ -61,12 +61,12 @@ def test_missing_or_damaged_indexes_are_rebuilt_from_their_segments(tmp_path):
     store.append_steps(first)
     store.append_steps(second)
     one, two = segment_paths(store)
-    key_index.index_path(one).unlink()                 # e.g. a store written before indexes
-    key_index.index_path(two).write_bytes(b"not an index")
+    span_key_index.index_path(one).unlink()                 # e.g. a store written before indexes
+    span_key_index.index_path(two).write_bytes(b"not an index")
     result = store.append_steps(pa.concat_tables([first, second]))
     assert (result.stored, result.duplicates) == (0, 18)
     for segment in (one, two):
-        assert np.array_equal(np.load(key_index.index_path(segment)), stored_keys(segment))
+        assert np.array_equal(np.load(span_key_index.index_path(segment)), stored_keys(segment))
 
 
 def test_spans_sharing_a_span_key_are_still_told_apart_by_their_ids(tmp_path):
@@ -93,9 +93,9 @@ def test_compaction_indexes_the_merged_segment_and_retired_indexes_go_with_them(
     small = segment_paths(store)
     assert store.compact(force=True) == 3
     (merged,) = segment_paths(store)
-    assert np.array_equal(np.load(key_index.index_path(merged)), stored_keys(merged))
+    assert np.array_equal(np.load(span_key_index.index_path(merged)), stored_keys(merged))
     monkeypatch.setattr(store_module, "RETIRED_GRACE_SECONDS", -1)
     with store.write_lock():
         store._sweep_retired(store.manifest())
-    assert not any(key_index.index_path(s).exists() or s.exists() for s in small)
+    assert not any(span_key_index.index_path(s).exists() or s.exists() for s in small)
     assert store.append_steps(make_runs(2)).duplicates == 0
