@@ -141,7 +141,7 @@ def failure_clusters(con: ReadConnection, filters: Filters | None = None, *,
         "examples": examples,
     })
     keys = runner.run(con, "failure_keys", params, run_filter=run_filter,
-                      message_templates=templates_sql("(SELECT DISTINCT message FROM failed)"))
+                      message_templates=templates_sql("(SELECT DISTINCT message FROM selected)"))
     if keys.is_empty():
         return empty_clusters()
     return _assemble(keys, similarity, start_ns, end_ns, bucket_ns)

@@ -19,12 +19,19 @@ WITH failed AS (
     WHERE start_time_ns >= $scan_start_ns
       AND start_time_ns < $end_ns
 ),
+selected AS (
+    -- The failures of the runs the filters select, with the runs' facts.
+    SELECT f.*, r.workflow
+    FROM failed AS f
+    LEFT JOIN run_facts AS r ON r.trace_id = f.trace_id
+    WHERE {{run_filter}}
+),
 run_model_names AS (
-    -- The chat models of each failed run (run_models), one text per run: the models a
-    -- failure that is not itself a model call (a tool failure) affected.
+    -- The chat models of each run with a failure that is not itself a model call (a tool
+    -- failure), one text per run: the models that failure affected (run_models).
     SELECT trace_id, string_agg(model, ',' ORDER BY model) AS models
     FROM run_models
-    WHERE trace_id IN (SELECT trace_id FROM failed)
+    WHERE trace_id IN (SELECT trace_id FROM selected WHERE model IS NULL)
     GROUP BY trace_id
 ),
 templates AS (
@@ -43,12 +50,10 @@ keyed AS (
         coalesce(f.model, n.models) AS models,
         f.service_version,
         t.template,
-        r.workflow
-    FROM failed AS f
+        f.workflow
+    FROM selected AS f
     JOIN templates AS t ON t.message = f.message
-    LEFT JOIN run_facts AS r ON r.trace_id = f.trace_id
     LEFT JOIN run_model_names AS n ON n.trace_id = f.trace_id
-    WHERE {{run_filter}}
 ),
 in_window AS (
     SELECT * FROM keyed WHERE start_time_ns >= $start_ns
