@@ -31,10 +31,11 @@ of it. A change of the price configuration rebuilds everything.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -86,15 +87,39 @@ def prepare(con: ReadConnection, config: Config, needs: Sequence[str] = ()) -> p
         files = set(con.store.segment_files())
         fingerprint = pricing.prices_fingerprint(config)
         state = _STATES.get(con)
-        if state is None or state.fingerprint != fingerprint:
+        rebuild = state is None or state.fingerprint != fingerprint
+        if not (rebuild or files != set(state.segments)
+                or any(table not in state.tables for table in needs)):
+            return state.prices
+        if rebuild:
             state = _build(con, config, files, fingerprint)
         elif files != set(state.segments):
             state = _update(con, config, state, files)
         missing = [table for table in needs if table not in state.tables]
         if missing:
-            _add_tables(con, state, missing)
+            with _one_commit(con):
+                _add_tables(con, state, missing)
         _STATES[con] = state
         return state.prices
+
+
+@contextlib.contextmanager
+def _one_commit(con: ReadConnection) -> Iterator[None]:
+    """Make the tables' many inserts one transaction.
+
+    DuckDB checkpoints its temporary storage when a commit has written more than
+    `checkpoint_threshold`, compressing every temporary table again: with the run
+    tables of 10M steps (2.4 GB) each segment's insert paid about 0.3 s for it, so adding
+    a part table over 10 segments took 4.5 s instead of 0.9 s. One commit checkpoints
+    once.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def invalidate(con: ReadConnection) -> None:

@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000_000, help="store size in steps")
     args = parser.parse_args()
     store = Store(Path(args.dir) / f"steps-{args.steps}")
-    if not store.exists():
+    if not store.exists:
         raise SystemExit(f"no store at {store.path}: run benchmarks/bench_kpis.py first")
     config = Config()
     con = store.connect()
