@@ -65,7 +65,7 @@ def start_server(db: Path, now: str) -> tuple[subprocess.Popen, str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
-        launch.streamlit_command("127.0.0.1", port, open_browser=False),
+        launch.streamlit_command("127.0.0.1", port),
         env=launch.dashboard_environment(str(db), None, now),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

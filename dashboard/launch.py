@@ -15,8 +15,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import tomllib
-from collections.abc import Mapping
+import urllib.request
+import webbrowser
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
@@ -62,17 +65,47 @@ def packaged_streamlit_flags(config_file: Path = STREAMLIT_CONFIG) -> list[str]:
     return flags
 
 
-def streamlit_command(host: str = "127.0.0.1", port: int = 8501, open_browser: bool = True,
+def streamlit_command(host: str = "127.0.0.1", port: int = 8501,
                       python: str = sys.executable) -> list[str]:
-    """The full `streamlit run` command line for the packaged app."""
+    """The full `streamlit run` command line for the packaged app.
+
+    Always headless: a non-headless Streamlit without a credentials file in the user's
+    home first asks for an e-mail address on the terminal and serves nothing until it
+    gets an answer (forever, when standard input is not a terminal). stepscope opens the
+    browser itself instead (`open_browser_when_ready`).
+    """
     return [
         python, "-m", "streamlit", "run", str(APP_PATH),
         *packaged_streamlit_flags(),
         "--browser.gatherUsageStats", "false",
         "--server.address", host,
         "--server.port", str(port),
-        "--server.headless", "false" if open_browser else "true",
+        "--server.headless", "true",
     ]
+
+
+def open_browser_when_ready(url: str, server: str, *, timeout_s: float = 120.0,
+                            opener: Callable[[str], object] = webbrowser.open) -> threading.Thread:
+    """Open `url` in the user's browser once the server at `server` (a base URL) answers
+    Streamlit's health check.
+
+    Runs in a daemon thread, so a server that never comes up just means no browser.
+    """
+    def wait_then_open() -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{server}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        opener(url)
+                        return
+            except OSError:
+                pass
+            time.sleep(0.25)
+
+    thread = threading.Thread(target=wait_then_open, name="open-browser", daemon=True)
+    thread.start()
+    return thread
 
 
 def dashboard_environment(db: str, config_path: str | None, now: str | None,
@@ -97,10 +130,13 @@ def run_dashboard(db: str, config_path: str | None = None, host: str = "127.0.0.
     if warning:
         click.secho(warning, fg="red", bold=True, err=True)
     shown_host = "localhost" if is_local_host(host) else host
-    click.echo(f"stepscope dashboard on http://{shown_host}:{port} (store: {db}); Ctrl-C stops it",
-               err=True)
-    return serve(streamlit_command(host, port, open_browser),
-                 dashboard_environment(db, config_path, now))
+    url = f"http://{shown_host}:{port}"
+    click.echo(f"stepscope dashboard on {url} (store: {db}); Ctrl-C stops it", err=True)
+    if open_browser:
+        reachable = "127.0.0.1" if is_local_host(host) or host in ("0.0.0.0", "::") else host
+        reachable = f"[{reachable}]" if ":" in reachable else reachable
+        open_browser_when_ready(url, f"http://{reachable}:{port}")
+    return serve(streamlit_command(host, port), dashboard_environment(db, config_path, now))
 
 
 def serve(command: list[str], env: dict[str, str]) -> int:

@@ -107,7 +107,7 @@ def dashboard_url(sample_store, tmp_path_factory):
     port = free_port()
     log = (tmp_path_factory.mktemp("server") / "streamlit.log").open("w")
     process = subprocess.Popen(
-        launch.streamlit_command("127.0.0.1", port, open_browser=False),
+        launch.streamlit_command("127.0.0.1", port),
         env=launch.dashboard_environment(str(db), None, now), stdout=log,
         stderr=subprocess.STDOUT, cwd=db.parent, start_new_session=True,
     )

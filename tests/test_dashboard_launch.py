@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -22,14 +24,66 @@ def flag(command: list[str], name: str) -> str:
 
 
 def test_the_command_runs_the_packaged_app_with_usage_statistics_off():
-    command = launch.streamlit_command("127.0.0.1", 8765, open_browser=False, python="python3")
+    command = launch.streamlit_command("127.0.0.1", 8765, python="python3")
     assert command[:4] == ["python3", "-m", "streamlit", "run"]
     assert command[4] == str(launch.APP_PATH) and launch.APP_PATH.is_file()
     assert flag(command, "--browser.gatherUsageStats") == "false"
     assert flag(command, "--server.address") == "127.0.0.1"
     assert flag(command, "--server.port") == "8765"
+    # Always headless: otherwise Streamlit asks for an e-mail address before it serves.
     assert flag(command, "--server.headless") == "true"
-    assert flag(launch.streamlit_command(open_browser=True), "--server.headless") == "false"
+
+
+def health_server(delay_s: float = 0.0):
+    """A local server answering Streamlit's health check, after `delay_s`."""
+    import http.server
+
+    started = time.monotonic()
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ready = self.path == "/_stcore/health" and time.monotonic() - started >= delay_s
+            self.send_response(200 if ready else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_the_browser_opens_once_the_server_answers_its_health_check():
+    server = health_server(delay_s=0.6)
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    opened = []
+    try:
+        launch.open_browser_when_ready("http://localhost:1/x", base, opener=opened.append).join(10)
+    finally:
+        server.shutdown()
+    assert opened == ["http://localhost:1/x"]
+
+
+def test_no_browser_opens_for_a_server_that_never_comes_up():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    opened = []
+    thread = launch.open_browser_when_ready("http://x", f"http://127.0.0.1:{port}",
+                                            timeout_s=0.5, opener=opened.append)
+    thread.join(10)
+    assert not thread.is_alive() and opened == []
+
+
+def test_the_cli_opens_a_browser_unless_told_not_to(tmp_path, launched, monkeypatch):
+    opened = []
+    monkeypatch.setattr(launch, "open_browser_when_ready", lambda url, server: opened.append(
+        (url, server)))
+    db = str(Store.open(tmp_path / "store", create=True).path)
+    assert CliRunner().invoke(cli, ["dashboard", "--db", db, "--port", "8602"]).exit_code == 0
+    assert CliRunner().invoke(cli, ["dashboard", "--db", db, "--no-browser"]).exit_code == 0
+    assert opened == [("http://localhost:8602", "http://127.0.0.1:8602")]
 
 
 def test_every_packaged_streamlit_setting_becomes_a_flag():
