@@ -180,7 +180,7 @@ def _add_segments(con: ReadConnection, config: Config, state: _State,
     if not files:
         return []
     cache = state.cache
-    sources = {f: "(" + runner.render_sql("segment_steps", file=_quoted(f)) + ")" for f in files}
+    sources = {f: _segment_source(f) for f in files}
     keys: set[pricing.PriceKey] = set()
     for file in files:
         frame = cache.load_frame(con, file, "keys") if cache else None
@@ -210,8 +210,7 @@ def _add_tables(con: ReadConnection, state: _State, tables: list[str]) -> None:
     for table in tables:
         runner.materialise(con, table, table, segment="-1", where="FALSE")
     for file, segment in state.segments.items():
-        _add_parts(con, state, file, segment, tables,
-                   "(" + runner.render_sql("segment_steps", file=_quoted(file)) + ")")
+        _add_parts(con, state, file, segment, tables, _segment_source(file))
     state.tables = (*state.tables, *tables)
 
 
@@ -236,6 +235,11 @@ def _removed_share(con: ReadConnection, removed: list[int]) -> float:
         f"SELECT sum(CASE WHEN segment IN ({ids}) THEN 1 ELSE 0 END), count(*) FROM run_parts"
     ).fetchall()
     return (gone or 0) / total if total else 1.0
+
+
+def _segment_source(file: str) -> str:
+    """The steps of one segment file, as a subquery to compute its parts from."""
+    return "(" + runner.render_sql("segment_steps", file=_quoted(file)) + ")"
 
 
 def _quoted(text: str) -> str:

@@ -40,7 +40,13 @@ from stepscope.ingest.workers import (
     process_batch,
     process_in_worker,
 )
-from stepscope.store import MARKER_FILE, AppendResult, Store, scratch_connection
+from stepscope.store import (
+    MARKER_FILE,
+    WRITER_FREED_MEMORY_KEPT,
+    AppendResult,
+    Store,
+    scratch_connection,
+)
 
 # Use worker processes only when there is enough input to repay starting them.
 POOL_MIN_BYTES = 16 * 1024 * 1024
@@ -267,7 +273,7 @@ class _Runner:
     def scratch(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             self._con = scratch_connection(threads=1, memory_limit="256MB",
-                                           allocator_flush_threshold="16MB")
+                                           allocator_flush_threshold=WRITER_FREED_MEMORY_KEPT)
         return self._con
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from stepscope.config import Config
 from stepscope.ingest.normalise import normalise
 from stepscope.ingest.otlp_decode import decode_unit
 from stepscope.ingest.units import OtlpError, Unit
-from stepscope.store import Store, scratch_connection
+from stepscope.store import WRITER_FREED_MEMORY_KEPT, Store, scratch_connection
 
 # A worker's scratch connection is replaced after this many normalisations, so that what
 # DuckDB's allocator keeps between queries cannot creep up over a long run.
@@ -66,8 +66,7 @@ class _Scratch:
     def get(self, threads: int | None) -> duckdb.DuckDBPyConnection:
         if self.con is None or self.threads != threads or self.calls >= CALLS_PER_CONNECTION:
             self.close()
-            # DuckDB's allocator keeps up to 128 MB of freed memory per thread by default.
-            config: dict[str, str | int] = {"allocator_flush_threshold": "16MB"}
+            config: dict[str, str | int] = {"allocator_flush_threshold": WRITER_FREED_MEMORY_KEPT}
             if threads:
                 config["threads"] = threads
             self.con = scratch_connection(**config)

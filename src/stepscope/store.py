@@ -82,6 +82,9 @@ UNDICTIONARIED = frozenset({
     "start_time", "duration_ms", "time_ns", "tool_call_id", "input_content", "output_content",
     "content",
 })
+# For long-lived writers' scratch connections (`allocator_flush_threshold`): DuckDB's
+# allocator otherwise keeps up to 128 MB of freed memory per thread between queries.
+WRITER_FREED_MEMORY_KEPT = "16MB"
 # Rows per record batch when a query's result is streamed into a segment.
 STREAM_BATCH_ROWS = 16_384
 # What a store being created holds before its marker is written: a reader that finds only
@@ -271,13 +274,9 @@ class Store:
         processes) overlap their writes. Compaction follows, outside the lock too. `con`
         is a scratch connection to reuse.
         """
-        scratch = scratch_connection() if con is None else con
-        try:
+        with _scratch(con) as scratch:
             pending = self.write_pending(rows, dataset, con=scratch)
             result = self.publish_pending([(pending, [])], dataset=dataset, con=scratch)
-        finally:
-            if con is None:
-                scratch.close()
         if compact and result.stored:
             self._compact_dataset(dataset)
         return result
@@ -291,14 +290,8 @@ class Store:
         knows which rows may be stored publishes the files one after another.
         """
         spec = DATASETS[dataset]
-        if con is not None:
-            table = _conforming(con, rows, spec)
-        else:
-            scratch = scratch_connection()
-            try:
-                table = _conforming(scratch, rows, spec)
-            finally:
-                scratch.close()
+        with _scratch(con) as scratch:
+            table = _conforming(scratch, rows, spec)
         folder = SEGMENT_DIR if dataset == "steps" else f"datasets/{dataset}"
         rel = f"{folder}/{PENDING_PREFIX}{uuid.uuid4().hex}.parquet"
         self._write_file(self.path / rel, [table], table.schema, spec.time_column)
@@ -317,8 +310,6 @@ class Store:
         swap. `con` is a scratch connection to reuse (opening one costs milliseconds).
         """
         spec = DATASETS[dataset]
-        own = con is None
-        con = scratch_connection() if con is None else con
         pendings = [Path(path) for path, _ in files]
         try:
             parts, totals = [], []
@@ -335,37 +326,38 @@ class Store:
             # `_row` orders rows across the files too: the first file's copy wins.
             order = keys.column("_file").to_numpy().astype(np.int64) << 40 | keys.column("_row").to_numpy()
             keys = keys.set_column(keys.schema.get_field_index("_row"), "_row", pa.array(order))
-            keep = _first_of_each_key(con, keys, spec)
-            with self.write_lock():
-                manifest = self.manifest()
-                keep = _not_stored(con, keys, keep, spec, self._segment_paths(manifest, dataset))
-                kept_file = keys.column("_file").to_numpy()[keep]
-                kept_row = keys.column("_row").to_numpy()[keep] & ((1 << 40) - 1)
-                stored_keys = keys.column("span_key").to_numpy()[keep]
-                segments = []
-                for index, pending in enumerate(pendings):
-                    rows = kept_row[kept_file == index]
-                    if len(rows) == 0:
-                        continue
-                    rel = self._new_segment_name(dataset)
-                    if len(rows) == totals[index]:
-                        times = pq.read_table(pending, columns=[spec.time_column]).column(0)
-                        bounds = pc.min_max(times)
-                        segments.append(Segment(rel, len(rows), bounds["min"].as_py(),
-                                                bounds["max"].as_py()).to_json())
-                        os.replace(pending, self.path / rel)
-                    else:
-                        table = pq.read_table(pending).take(pa.array(rows))
-                        segments.append(self._write_segment(rel, [table], table.schema,
-                                                            spec.time_column))
-                    span_key_index.write(self.path / rel, stored_keys[kept_file == index])
-                if segments:
-                    self._publish(manifest, add=segments, dataset=dataset)
+            with _scratch(con) as scratch:
+                keep = _first_of_each_key(scratch, keys, spec)
+                with self.write_lock():
+                    manifest = self.manifest()
+                    keep = _not_stored(scratch, keys, keep, spec,
+                                       self._segment_paths(manifest, dataset))
+                    kept_file = keys.column("_file").to_numpy()[keep]
+                    kept_row = keys.column("_row").to_numpy()[keep] & ((1 << 40) - 1)
+                    stored_keys = keys.column("span_key").to_numpy()[keep]
+                    kept_times = keys.column(spec.time_column).take(pa.array(keep))
+                    segments = []
+                    for index, pending in enumerate(pendings):
+                        in_file = kept_file == index
+                        rows = kept_row[in_file]
+                        if len(rows) == 0:
+                            continue
+                        rel = self._new_segment_name(dataset)
+                        if len(rows) == totals[index]:
+                            bounds = pc.min_max(kept_times.filter(pa.array(in_file)))
+                            segments.append(Segment(rel, len(rows), bounds["min"].as_py(),
+                                                    bounds["max"].as_py()).to_json())
+                            os.replace(pending, self.path / rel)
+                        else:
+                            table = pq.read_table(pending).take(pa.array(rows))
+                            segments.append(self._write_segment(rel, [table], table.schema,
+                                                                spec.time_column))
+                        span_key_index.write(self.path / rel, stored_keys[in_file])
+                    if segments:
+                        self._publish(manifest, add=segments, dataset=dataset)
             stored = len(keep)
             return AppendResult(stored=stored, duplicates=keys.num_rows - stored)
         finally:
-            if own:
-                con.close()
             for pending in pendings:
                 pending.unlink(missing_ok=True)
 
@@ -421,8 +413,9 @@ class Store:
                 )
             finally:
                 con.close()
-            span_key_index.write(self.path / rel, pq.read_table(
-                self.path / tmp_rel, columns=[span_key_index.KEY_COLUMN]).column(0))
+            # The merged segment holds exactly the small ones' keys.
+            span_key_index.write(self.path / rel, np.concatenate(
+                [span_key_index.load(file) for file in files]))
             with self.write_lock():
                 manifest = self.manifest()
                 present = {s["file"] for s in _segments_of(manifest, dataset)}
@@ -760,6 +753,19 @@ def scratch_connection(**config: str | int) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config=config)
     con.execute("SET enable_progress_bar = false")
     return con
+
+
+@contextlib.contextmanager
+def _scratch(con: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`con` when the caller lends one, else a scratch connection for the block."""
+    if con is not None:
+        yield con
+        return
+    own = scratch_connection()
+    try:
+        yield own
+    finally:
+        own.close()
 
 
 def _sql_path(path: str | os.PathLike[str]) -> str:

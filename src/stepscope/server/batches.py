@@ -17,7 +17,7 @@ import duckdb
 from stepscope.config import Config
 from stepscope.server import ingest_adapter, logs
 from stepscope.server.spool import KIND_LOGS, KIND_TRACES, read_records
-from stepscope.store import Store, scratch_connection
+from stepscope.store import WRITER_FREED_MEMORY_KEPT, Store, scratch_connection
 
 
 @dataclass
@@ -63,7 +63,8 @@ _process_state: tuple[Store, duckdb.DuckDBPyConnection, Config, str] | None = No
 def init_process(db: str, config: Config, source: str) -> None:
     """Worker-process initializer: one store handle and one single-threaded scratch DB."""
     global _process_state
-    _process_state = (Store(db), scratch_connection(threads=1, allocator_flush_threshold="16MB"),
+    _process_state = (Store(db), scratch_connection(
+        threads=1, allocator_flush_threshold=WRITER_FREED_MEMORY_KEPT),
                       config, source)
 
 
