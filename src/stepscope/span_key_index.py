@@ -12,7 +12,8 @@ size and with the number of segments.
 Segments never change, so neither does their index. An index is written with its
 segment when the keys are at hand (publishing; compaction joins its inputs' indexes)
 and otherwise built from the segment the first time a write needs it (segments that
-retention rewrote or a migration wrote, stores older than the indexes), then kept. A missing or unreadable index is rebuilt; an index is only a shortcut, so a hit is
+retention rewrote or a migration wrote, stores older than the indexes), then kept. A
+missing or unreadable index is rebuilt; an index is only a shortcut, so a hit is
 confirmed on the key columns themselves by the caller.
 """
 
