@@ -75,8 +75,7 @@ def _values(con: ReadConnection, metric: str, side: Side, workflow: str, model: 
         sql = _CALL_SQL.format(value=value, side=side_where, run_filter=run_where,
                                failed=runner.render_sql("step_failed"),
                                model_condition=model_condition)
-    table = con.con.sql(sql, params=params).to_arrow_table()
-    values = table.column("value").drop_null()
+    values = runner.query(con, sql, params)["value"].drop_nulls()
     return values.to_numpy().astype(np.float64)
 
 

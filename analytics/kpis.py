@@ -149,7 +149,7 @@ def step_kpis(con: ReadConnection, filters: Filters | None = None,
     select = "".join(f'{exprs[k]} AS "{k}", ' for k in keys)
     group_by = "GROUP BY " + ", ".join(exprs[k] for k in keys)
     where, params = filters.where_sql("r")
-    needs_runs = where != "TRUE" or any(exprs[k].startswith("r.") for k in keys)
+    needs_runs = where != "TRUE" or any("r." in exprs[k] for k in keys)
     frame = runner.run(
         con, "step_kpis", params,
         group_select=select, step_filter=step_filter, where=where, group_by=group_by,

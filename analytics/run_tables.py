@@ -31,11 +31,10 @@ of it. A change of the price configuration rebuilds everything.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -84,7 +83,7 @@ def prepare(con: ReadConnection, config: Config, needs: Sequence[str] = ()) -> p
         lock = _LOCKS.setdefault(con, threading.Lock())
     with lock:
         con.refresh()
-        files = set(con.store.segment_files())
+        files = set(con.segments())
         fingerprint = pricing.prices_fingerprint(config)
         state = _STATES.get(con)
         rebuild = state is None or state.fingerprint != fingerprint
@@ -97,29 +96,10 @@ def prepare(con: ReadConnection, config: Config, needs: Sequence[str] = ()) -> p
             state = _update(con, config, state, files)
         missing = [table for table in needs if table not in state.tables]
         if missing:
-            with _one_commit(con):
+            with con.transaction():
                 _add_tables(con, state, missing)
         _STATES[con] = state
         return state.prices
-
-
-@contextlib.contextmanager
-def _one_commit(con: ReadConnection) -> Iterator[None]:
-    """Make the tables' many inserts one transaction.
-
-    DuckDB checkpoints its temporary storage when a commit has written more than
-    `checkpoint_threshold`, compressing every temporary table again: with the run
-    tables of 10M steps (2.4 GB) each segment's insert paid about 0.3 s for it, so adding
-    a part table over 10 segments took 4.5 s instead of 0.9 s. One commit checkpoints
-    once.
-    """
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
 
 
 def invalidate(con: ReadConnection) -> None:
@@ -129,7 +109,7 @@ def invalidate(con: ReadConnection) -> None:
 
 def _build(con: ReadConnection, config: Config, files: set[str], fingerprint: tuple) -> _State:
     state = _State(fingerprint, {}, pricing.build_price_table([], config),
-                   cache=PartsCache.open(con.store, config))
+                   cache=PartsCache.open(con.store, config) if con.dialect == "duckdb" else None)
     if state.cache:
         state.cache.sweep(files)
     runner.register(con, "step_prices", state.prices)
@@ -148,24 +128,23 @@ def _update(con: ReadConnection, config: Config, state: _State, files: set[str])
     removed = [state.segments[f] for f in set(state.segments) - files]
     if removed and _removed_share(con, removed) > REBUILD_WHEN_REMOVED_SHARE:
         return _build(con, config, files, state.fingerprint)
-    con.execute("CREATE OR REPLACE TEMP TABLE touched_traces (trace_id VARCHAR)")
+    runner.materialise(con, "touched_traces", "touched_traces", segments="-1")
     if removed:
         ids = ", ".join(str(i) for i in removed)
-        con.execute("INSERT INTO touched_traces SELECT DISTINCT trace_id FROM run_parts "
-                    f"WHERE segment IN ({ids})")
+        runner.insert(con, "touched_traces", runner.render_sql("touched_traces", segments=ids))
         for table in state.tables:
-            con.execute(f"DELETE FROM {table} WHERE segment IN ({ids})")
+            runner.delete(con, table, f"segment IN ({ids})")
         for file in set(state.segments) - files:
             del state.segments[file]
     new_ids = _add_segments(con, config, state, added)
     if new_ids:
-        con.execute("INSERT INTO touched_traces SELECT DISTINCT trace_id FROM run_parts "
-                    f"WHERE segment IN ({', '.join(str(i) for i in new_ids)})")
+        runner.insert(con, "touched_traces", runner.render_sql(
+            "touched_traces", segments=", ".join(str(i) for i in new_ids)))
     runner.materialise(con, "split_runs", "split_runs", touched=_TOUCHED)
     for table in MERGED_TABLES:
-        con.execute(f"DELETE FROM {table} WHERE {_TOUCHED}")
-        con.execute(f"INSERT INTO {table} {runner.render_sql(table, touched=_TOUCHED)}")
-    con.execute("DROP TABLE touched_traces")
+        runner.delete(con, table, _TOUCHED)
+        runner.insert(con, table, runner.render_sql(table, touched=_TOUCHED))
+    con.drop_table("touched_traces")
     return state
 
 
@@ -180,7 +159,7 @@ def _add_segments(con: ReadConnection, config: Config, state: _State,
     if not files:
         return []
     cache = state.cache
-    sources = {f: _segment_source(f) for f in files}
+    sources = {f: _segment_source(con, f) for f in files}
     keys: set[pricing.PriceKey] = set()
     for file in files:
         frame = cache.load_frame(con, file, "keys") if cache else None
@@ -210,7 +189,7 @@ def _add_tables(con: ReadConnection, state: _State, tables: list[str]) -> None:
     for table in tables:
         runner.materialise(con, table, table, segment="-1", where="FALSE")
     for file, segment in state.segments.items():
-        _add_parts(con, state, file, segment, tables, _segment_source(file))
+        _add_parts(con, state, file, segment, tables, _segment_source(con, file))
     state.tables = (*state.tables, *tables)
 
 
@@ -223,23 +202,26 @@ def _add_parts(con: ReadConnection, state: _State, file: str, segment: int,
         if cache and cache.load(con, file, kind, table, segment):
             continue
         sql = runner.render_sql(table, segment=str(segment), step_source=source, where="TRUE")
-        con.execute(f"INSERT INTO {table} {sql}")
+        runner.insert(con, table, sql)
         if cache:
             cache.save(con, file, kind, f"SELECT * EXCLUDE (segment) FROM {table} "
                                         f"WHERE segment = {segment}")
 
 
 def _removed_share(con: ReadConnection, removed: list[int]) -> float:
-    ids = ", ".join(str(i) for i in removed)
-    ((gone, total),) = con.execute(
-        f"SELECT sum(CASE WHEN segment IN ({ids}) THEN 1 ELSE 0 END), count(*) FROM run_parts"
-    ).fetchall()
+    shares = runner.run(con, "removed_share", segments=", ".join(str(i) for i in removed))
+    gone, total = shares.row(0)
     return (gone or 0) / total if total else 1.0
 
 
-def _segment_source(file: str) -> str:
-    """The steps of one segment file, as a subquery to compute its parts from."""
-    return "(" + runner.render_sql("segment_steps", file=_quoted(file)) + ")"
+def _segment_source(con: ReadConnection, segment: str) -> str:
+    """The steps of one store segment, as a subquery to compute its parts from: a
+    Parquet file of the embedded store, or a day partition (`YYYY-MM-DD:identity`) of a
+    ClickHouse store."""
+    if con.dialect == "clickhouse":
+        day = segment.split(":", 1)[0]
+        return "(" + runner.render_sql("partition_steps", day=_quoted(day)) + ")"
+    return "(" + runner.render_sql("segment_steps", file=_quoted(segment)) + ")"
 
 
 def _quoted(text: str) -> str:

@@ -1,8 +1,9 @@
 """The one place analytics SQL is loaded, assembled and executed.
 
 Queries live in `sql/*.sql`, one file per query, written in plain SQL that DuckDB runs
-and that a ClickHouse backend can translate: `CASE WHEN` rather than `FILTER`, integer
-nanosecond arithmetic rather than interval functions, `$name` parameters. A query
+and that stepscope.analytics.dialect translates for a ClickHouse store: `CASE WHEN`
+rather than `FILTER`, integer nanosecond arithmetic rather than interval functions,
+`$name` parameters. A query
 names the parts it leaves open as `{{part}}`: the caller fills them with SQL built from
 the whitelists in `stepscope.analytics.filters` (never with user text — values always
 travel as parameters), and a part nobody fills is the query file of that name, so
@@ -20,6 +21,8 @@ import polars as pl
 import pyarrow as pa
 
 from stepscope.store import ReadConnection
+
+CLICKHOUSE = "clickhouse"
 
 _PART = re.compile(r"\{\{(\w+)\}\}")
 
@@ -52,35 +55,62 @@ def render_sql(name: str, **parts: str) -> str:
     return _PART.sub(fill, load_sql(name))
 
 
-def run(con: ReadConnection, name: str, params: dict[str, Any] | None = None,
-        **parts: str) -> pl.DataFrame:
-    """Execute query `name` and return its rows; timestamps come back as UTC-aware."""
-    sql = render_sql(name, **parts)
-    table = con.con.sql(sql, params=_used_params(sql, params)).to_arrow_table()
-    frame = pl.from_arrow(table)
+def native(con: ReadConnection, sql: str, params: dict[str, Any] | None = None
+           ) -> tuple[str, dict[str, Any] | None]:
+    """The query and its parameters as the connection's engine takes them.
+
+    DuckDB runs the text as written; a ClickHouse store's connection gets it translated
+    (stepscope.analytics.dialect), parameters typed by their values.
+    """
+    if con.dialect == CLICKHOUSE:
+        from stepscope.analytics import dialect  # SQLGlot: only with the ClickHouse extra
+
+        return dialect.bind(dialect.translate(sql), params)
+    return sql, _used_params(sql, params)
+
+
+def query(con: ReadConnection, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    """Rows of a query text (already assembled); timestamps come back as UTC-aware."""
+    frame = pl.from_arrow(con.query_arrow(*native(con, sql, params)))
     assert isinstance(frame, pl.DataFrame)
     return utc_aware(frame)
 
 
+def run(con: ReadConnection, name: str, params: dict[str, Any] | None = None,
+        **parts: str) -> pl.DataFrame:
+    """Execute query `name` and return its rows; timestamps come back as UTC-aware."""
+    return query(con, render_sql(name, **parts), params)
+
+
 def scalar(con: ReadConnection, name: str, params: dict[str, Any] | None = None,
            **parts: str) -> Any:
-    sql = render_sql(name, **parts)
-    rows = con.execute(sql, _used_params(sql, params)).fetchall()
-    return rows[0][0] if rows else None
+    table = con.query_arrow(*native(con, render_sql(name, **parts), params))
+    return table.column(0)[0].as_py() if table.num_rows else None
 
 
 def materialise(con: ReadConnection, table: str, name: str,
                 params: dict[str, Any] | None = None, **parts: str) -> None:
     """Store the rows of query `name` as a temporary table of the connection."""
-    sql = render_sql(name, **parts)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {sql}", _used_params(sql, params))
+    con.create_temp_table(table, *native(con, render_sql(name, **parts), params))
+
+
+def insert(con: ReadConnection, table: str, sql: str) -> None:
+    """Append the rows of a query text to a temporary table of the connection."""
+    con.insert_into(table, *native(con, sql))
+
+
+def delete(con: ReadConnection, table: str, condition: str) -> None:
+    """Delete the rows of a temporary table that meet a condition (no parameters)."""
+    if con.dialect == CLICKHOUSE:
+        from stepscope.analytics import dialect
+
+        condition = dialect.translate_condition(condition)
+    con.delete_where(table, condition)
 
 
 def register(con: ReadConnection, table: str, data: pa.Table) -> None:
     """Make an Arrow table (e.g. the price table) queryable as `table`."""
-    con.con.register(f"{table}_arrow", data)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_arrow")
-    con.con.unregister(f"{table}_arrow")
+    con.register_arrow(table, data)
 
 
 def _used_params(sql: str, params: dict[str, Any] | None) -> dict[str, Any] | None:

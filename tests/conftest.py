@@ -39,3 +39,23 @@ def sample_store_copy(sample_store: Store, tmp_path: Path) -> Store:
     target = tmp_path / "sample-store"
     shutil.copytree(sample_store.path, target)
     return Store.open(target)
+
+
+@pytest.fixture(scope="session")
+def chdb_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's chdb data directory (chdb runs one per process); tests keep apart
+    by database name (`clickhouse_support.chdb_url`)."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture(scope="session")
+def sample_clickhouse_store(chdb_root: Path):
+    """The bundled sample ingested into a ClickHouse store (chdb) by the same pipeline."""
+    from clickhouse_support import chdb_url
+
+    from stepscope.stores import open_store
+
+    store = open_store(chdb_url(chdb_root, "sample"), create=True)
+    report = ingest_paths(store, [bundled_traces_dir()], Config())
+    assert report.rejected == []
+    return store

@@ -1,7 +1,7 @@
 -- Spend per time bucket and keys (model, provider, workflow, tenant, ...) over the selected
 -- runs, with tokens, unpriced calls, the price sources behind the figure, and the cost
 -- the spans reported themselves beside ours where they did. Calls are bucketed by the
--- start of their run, as every KPI is.
+-- start of their run, as every KPI is. Equal costs in a bucket come in key order.
 SELECT
     {{bucket}} AS bucket_start,
     {{keys_select}}
@@ -21,4 +21,4 @@ FROM run_model_costs c
 JOIN run_facts r ON r.trace_id = c.trace_id
 WHERE {{where}}
 GROUP BY {{bucket}}{{keys_group}}
-ORDER BY bucket_start, cost_usd DESC NULLS LAST
+ORDER BY bucket_start, cost_usd DESC NULLS LAST{{keys_group}}

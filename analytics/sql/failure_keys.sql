@@ -95,13 +95,20 @@ trend AS (
     FROM per_bucket
     GROUP BY failure_key
 ),
+recent AS (
+    SELECT failure_key, trace_id, start_time_ns,
+           row_number() OVER (PARTITION BY failure_key
+                              ORDER BY start_time_ns DESC, trace_id DESC) AS recency
+    FROM in_window
+),
 examples AS (
     -- The traces of the most recent failures, newest first (ties by trace id), with their
     -- times; a few more than needed, as the caller keeps each trace once.
     SELECT failure_key,
-           max_by(trace_id, (start_time_ns, trace_id), $examples * 4) AS example_trace_ids,
-           max_by(start_time_ns, (start_time_ns, trace_id), $examples * 4) AS example_seen_ns
-    FROM in_window
+           array_agg(trace_id ORDER BY recency) AS example_trace_ids,
+           array_agg(start_time_ns ORDER BY recency) AS example_seen_ns
+    FROM recent
+    WHERE recency <= $examples * 4
     GROUP BY failure_key
 )
 SELECT

@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 
 import click
 
-from stepscope import __version__
+from stepscope import __version__, stores
 from stepscope.config import Config, ConfigError, load_config
 from stepscope.output import FORMATS, render
-from stepscope.store import Store, StoreError, default_db_path
+from stepscope.store import StoreError, default_db_path
+from stepscope.stores import AnyStore
 from stepscope.timeparse import TimeSpecError, parse_duration, parse_instant, parse_window
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,7 +91,9 @@ def db_option(f: F) -> F:
         "--db",
         default=default_db_path,
         show_default="$STEPSCOPE_DB or ./stepscope.duckdb",
-        help="The store: a directory of Parquet segments (created on first write).",
+        help="The store: a directory of Parquet segments (created on first write), or a "
+        "ClickHouse database: clickhouse://user@host:8123/db, or chdb:///dir for ClickHouse "
+        "in-process.",
     )(f)
 
 
@@ -137,8 +140,8 @@ def get_config(config_path: str | None) -> Config:
     return load_config(config_path)
 
 
-def open_store(db: str, create: bool = False) -> Store:
-    return Store.open(db, create=create)
+def open_store(db: str, create: bool = False) -> AnyStore:
+    return stores.open_store(db, create=create)
 
 
 def resolve_now(now_text: str | None) -> datetime | None:
