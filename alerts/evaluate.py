@@ -177,14 +177,12 @@ class Evaluator:
         return self._windowed(_KPIS, rule, window, by)
 
     def data_start(self) -> datetime | None:
-        """The start of the earliest stored step (from the manifest, no query)."""
-        manifest = self.store.manifest()
-        generation = int(manifest.get("generation", 0))
+        """The start of the earliest stored step (the embedded store's manifest says it)."""
+        generation = self.store.generation()
         if self._data_start is not None and self._data_start[0] == generation:
             return self._data_start[1]
-        starts = [s["min_start_ns"] for s in manifest.get("segments", [])
-                  if s.get("min_start_ns") is not None]
-        first = datetime.fromtimestamp(min(starts) // NS_PER_S, UTC) if starts else None
+        start_ns = self.store.first_start_ns()
+        first = datetime.fromtimestamp(start_ns // NS_PER_S, UTC) if start_ns is not None else None
         self._data_start = (generation, first)
         return first
 

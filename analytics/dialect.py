@@ -102,6 +102,8 @@ def _param_type(value: Any) -> str:
         return "Date"
     if isinstance(value, str):
         return "String"
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return "Array(String)"
     raise DialectError(f"no ClickHouse parameter type for {type(value).__name__}")
 
 
@@ -115,7 +117,14 @@ def _param_text(value: Any) -> str:
         return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_quoted(v) for v in value) + "]"
     return str(value)
+
+
+def _quoted(text: str) -> str:
+    """A string in ClickHouse's literal syntax, as an element of an array parameter."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _to_clickhouse(node: exp.Expression) -> exp.Expression:
@@ -134,6 +143,8 @@ def _to_clickhouse(node: exp.Expression) -> exp.Expression:
     if isinstance(node, exp.Alias | exp.Coalesce | exp.If | exp.Case):
         _typed_values(node)
         return node
+    if isinstance(node, exp.MapKeys):
+        return exp.Anonymous(this="mapKeys", expressions=[node.this])
     if isinstance(node, exp.PercentileCont):
         return _parametric("quantileExactInclusive", [node.expression], [node.this])
     if isinstance(node, exp.IntDiv):

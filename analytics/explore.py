@@ -175,3 +175,10 @@ def price_table(con: ReadConnection, config: Config | None = None) -> pl.DataFra
     prices = run_tables.prepare(con, config or Config())
     usage = runner.run(con, "price_keys")
     return pricing.describe_price_table(prices, usage)
+
+
+def store_extent(con: ReadConnection) -> tuple[int | None, int]:
+    """(end of the newest step in ns since the epoch, number of finished runs) of the store."""
+    con.refresh()
+    newest, runs = runner.run(con, "store_extent").row(0)
+    return newest, int(runs or 0)

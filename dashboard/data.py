@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import streamlit as st
@@ -33,8 +33,13 @@ from stepscope.analytics.explore import (
 )
 from stepscope.analytics.filters import Filters
 from stepscope.analytics.kpis import kpi_series, kpis, step_kpis
+from stepscope.clickhouse.location import is_clickhouse_url
 from stepscope.config import Config, load_config
 from stepscope.store import ReadConnection, Store, StoreError
+from stepscope.stores import open_store
+
+if TYPE_CHECKING:
+    from stepscope.clickhouse.store import ClickHouseStore
 
 CACHE_TTL_S = 6 * 3600
 CACHE_ENTRIES = 512
@@ -58,6 +63,12 @@ class StoreState:
 
 
 def store_state(db: str) -> StoreState:
+    if is_clickhouse_url(db):
+        try:
+            store = _clickhouse_store(db)
+            return StoreState(db, True, store.generation(), store.row_count())
+        except StoreError as exc:
+            return StoreState(db, False, -1, 0, str(exc))
     store = Store(db)
     if not store.exists:
         if store.path.exists() and any(store.path.iterdir()):
@@ -88,7 +99,13 @@ def load_dashboard_config(key: tuple[str | None, float | None], explicit: bool) 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _connection(db: str) -> ReadConnection:
-    return Store.open(db).connect()
+    return open_store(db).connect()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _clickhouse_store(db: str) -> ClickHouseStore:
+    """One ClickHouse store (and session) per URL for the state checks of every rerun."""
+    return open_store(db)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from stepscope.clickhouse.location import is_clickhouse_url
 from stepscope.store import default_db_path
 from stepscope.timeparse import parse_instant
 
@@ -38,7 +39,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> DashboardSett
     env = os.environ if environ is None else environ
     db = env.get(ENV_DB) or default_db_path()
     return DashboardSettings(
-        db=str(Path(db).expanduser()),
+        db=_store_name(db),
         config_path=env.get(ENV_CONFIG) or None,
         now_text=env.get(ENV_NOW) or None,
     )
@@ -46,9 +47,17 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> DashboardSett
 
 def settings_env(db: str, config_path: str | None, now: str | None) -> dict[str, str]:
     """The environment entries that hand these settings to the app process."""
-    env = {ENV_DB: str(Path(db).expanduser().resolve())}
+    env = {ENV_DB: _store_name(db, resolve=True)}
     if config_path:
         env[ENV_CONFIG] = str(Path(config_path).expanduser().resolve())
     if now:
         env[ENV_NOW] = now
     return env
+
+
+def _store_name(db: str, resolve: bool = False) -> str:
+    """A store directory as an absolute path (the app runs elsewhere); a URL as it is."""
+    if is_clickhouse_url(db):
+        return db
+    path = Path(db).expanduser()
+    return str(path.resolve() if resolve else path)

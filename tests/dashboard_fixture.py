@@ -36,6 +36,7 @@ from otlp_builders import (
 from stepscope.config import Config
 from stepscope.ingest.pipeline import ingest_paths
 from stepscope.store import Store
+from stepscope.stores import open_store
 
 NOW = datetime(2026, 11, 16, tzinfo=UTC)
 NOW_TEXT = "2026-11-16T00:00:00Z"
@@ -164,13 +165,15 @@ def write_payloads(out: Path, *, workflows: tuple[str, ...] = ("refund_request",
     return files
 
 
-def build_store(tmp: Path, *, workflows: tuple[str, ...] = ("refund_request", "kb_answer")) -> Path:
-    """Ingest the fixture's payloads into a new store under `tmp`; returns the store path."""
+def build_store(tmp: Path, *, workflows: tuple[str, ...] = ("refund_request", "kb_answer"),
+                db: str | None = None) -> Path:
+    """Ingest the fixture's payloads into a new store under `tmp` (or the store `db`
+    names, e.g. a ClickHouse URL); returns the store path (or `db`)."""
     files = write_payloads(tmp / "otlp", workflows=workflows)
-    store = Store.open(tmp / "store", create=True)
+    store = open_store(db or tmp / "store", create=True)
     report = ingest_paths(store, files, Config(), workers=1)
     assert not report.rejected, report.rejected
-    return store.path
+    return db or store.path
 
 
 def no_cost_store(tmp: Path) -> Path:
@@ -199,15 +202,16 @@ PAGES = ("page_overview.py", "page_cost.py", "page_reliability.py", "page_drift.
          "page_alerts.py", "page_traces.py")
 
 
-def run_page(monkeypatch, db: Path, page: str | None = None, *, query: dict | None = None,
-             config: Path | None = None, now: str = NOW_TEXT):
+def run_page(monkeypatch, db: Path | str, page: str | None = None, *, query: dict | None = None,
+             config: Path | None = None, now: str = NOW_TEXT, cwd: Path | None = None):
     """Run the app with Streamlit's AppTest on `page` (default: the Overview) and return it.
 
-    The working directory is the store's parent, so no stray ./stepscope.toml is read.
+    The working directory is the store's parent (or `cwd`, for a store named by URL), so
+    no stray ./stepscope.toml is read.
     """
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.chdir(Path(db).parent)
+    monkeypatch.chdir(cwd or Path(db).parent)
     monkeypatch.setenv("STEPSCOPE_DB", str(db))
     monkeypatch.setenv("STEPSCOPE_NOW", now)
     if config is None:

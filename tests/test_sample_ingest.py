@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from stepscope.analytics.attributes import attribute_keys
 from stepscope.config import Config
 from stepscope.ingest.pipeline import IngestReport
-from stepscope.ingest.unmapped import attribute_keys
 from stepscope.sample_traces import bundled_sample_dir, bundled_traces_dir
 from stepscope.store import Store
 

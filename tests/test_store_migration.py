@@ -51,6 +51,6 @@ def test_migrated_rows_keep_their_values_and_new_columns_are_null(tmp_path):
 def test_migrated_store_still_deduplicates(tmp_path):
     store = Store.open(copy_fixture(tmp_path))
     with store.connect() as con:
-        existing = con.execute("SELECT * FROM steps").to_arrow_table()
+        existing = con.sql("SELECT * FROM steps").to_arrow_table()
     result = store.append_steps(existing)
     assert (result.stored, result.duplicates) == (0, 9)

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import click
 
 from stepscope import __version__, stores
+from stepscope.clickhouse.client import ClickHouseError
+from stepscope.clickhouse.location import LocationError
 from stepscope.config import Config, ConfigError, load_config
 from stepscope.output import FORMATS, render
 from stepscope.store import StoreError, default_db_path
@@ -68,8 +70,11 @@ class StepscopeGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (ConfigError, StoreError, TimeSpecError) as exc:
+        except (ConfigError, StoreError, TimeSpecError, LocationError) as exc:
             click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_USAGE)
+        except ClickHouseError as exc:
+            click.echo(f"Error: ClickHouse: {exc}", err=True)
             ctx.exit(EXIT_USAGE)
 
 

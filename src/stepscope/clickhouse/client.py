@@ -22,13 +22,15 @@ from stepscope.clickhouse.location import ClickHouseLocation
 
 # What the analytics SQL (written for DuckDB's standard semantics) needs of a session:
 # an unmatched LEFT JOIN gives NULLs rather than zeros and empty strings, an aggregate
-# over no rows gives NULL rather than 0, and times without a zone are UTC.
+# over no rows gives NULL rather than 0, times without a zone are UTC, and JSON text
+# (exports) is written as DuckDB writes it.
 SESSION_SETTINGS: dict[str, Any] = {
     "join_use_nulls": 1,
     "aggregate_functions_null_for_empty": 1,
     "session_timezone": "UTC",
     "output_format_arrow_string_as_string": 1,
     "output_format_arrow_low_cardinality_as_dictionary": 0,
+    "output_format_json_escape_forward_slashes": 0,
 }
 INSTALL_HINT = "pip install 'stepscope[clickhouse]'"
 

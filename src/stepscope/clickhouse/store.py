@@ -247,12 +247,15 @@ class ClickHouseStore:
     def partitions(self, client: Client | None = None) -> list[str]:
         """The steps table's day partitions as `YYYY-MM-DD:identity`, oldest first.
 
-        The identity is the partition's highest block number and data version: new
+        The identity is the partition's highest block number and its latest mutation: new
         inserts raise the first, mutations (retention deletes) the second, and merges
-        change neither, so it changes exactly when the day's rows may have.
+        change neither (a merged part keeps its inputs' block range, and the data version
+        of a part no mutation touched is its first block), so it changes exactly when the
+        day's rows may have.
         """
         rows = (client or self.client).query_arrow(
-            "SELECT partition_id, max(max_block_number) AS block, max(data_version) AS version "
+            "SELECT partition_id, max(max_block_number) AS block, "
+            "max(if(data_version > max_block_number, data_version, 0)) AS version "
             "FROM system.parts WHERE database = {db:String} AND table = 'steps_data' AND active "
             "GROUP BY partition_id ORDER BY partition_id",
             {"db": self.location.database})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from stepscope.analytics.attributes import attribute_keys
 from stepscope.cli import cli, config_option, db_option, emit, format_option, get_config, open_store
-from stepscope.ingest.unmapped import attribute_keys
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from stepscope.cli import (
     now_option,
     resolve_now,
 )
+from stepscope.clickhouse.location import is_clickhouse_url, parse_location
 from stepscope.store import Store, StoreError
 from stepscope.timeparse import iso_utc
 
@@ -34,12 +35,17 @@ def dashboard(db: str, config_path: str | None, host: str, port: int, now_text: 
     """Open the dashboard: KPIs, cost, reliability, drift, alerts and a trace explorer."""
     get_config(config_path)  # a broken configuration is reported here, not in the browser
     now = resolve_now(now_text)
-    store = Store(db)
-    if store.path.exists() and not store.exists:
-        raise StoreError(f"{store.path}: not a stepscope store; pass --db a store directory")
-    if not store.exists:
-        click.echo(f"note: no store at {store.path} yet; the dashboard shows data once "
-                   f"`stepscope ingest PATH --db {store.path}` has loaded some", err=True)
+    if is_clickhouse_url(db):
+        # The dashboard's own process opens the store (chdb allows one process per
+        # directory); only the URL is checked here.
+        parse_location(db)
+    else:
+        store = Store(db)
+        if store.path.exists() and not store.exists:
+            raise StoreError(f"{store.path}: not a stepscope store; pass --db a store directory")
+        if not store.exists:
+            click.echo(f"note: no store at {store.path} yet; the dashboard shows data once "
+                       f"`stepscope ingest PATH --db {store.path}` has loaded some", err=True)
     from stepscope.dashboard.launch import run_dashboard
 
     status = run_dashboard(db=db, config_path=config_path, host=host, port=port,

@@ -26,7 +26,7 @@ from stepscope.server.http import ROUTES, OTLPServer, ServerState
 from stepscope.server.limits import ServeLimits
 from stepscope.server.spool import Spool, SpoolBusy
 from stepscope.server.worker import SpoolWorker
-from stepscope.store import Store
+from stepscope.stores import open_store
 
 SPOOL_DIR_NAME = "spool"
 SHUTDOWN_GRACE_S = 10.0
@@ -77,7 +77,7 @@ class Server:
     def __init__(self, options: ServeOptions, out: Callable[[str], None] | None = None):
         self.options = options
         self._out = out or (lambda text: print(text, file=sys.stderr, flush=True))
-        self.store = Store.open(options.db, create=True)
+        self.store = open_store(options.db, create=True)
         spool_dir = Path(options.spool_dir) if options.spool_dir else self.store.path / SPOOL_DIR_NAME
         try:
             self.spool = Spool(spool_dir, options.limits.max_spool_bytes)

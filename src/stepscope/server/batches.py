@@ -17,7 +17,8 @@ import duckdb
 from stepscope.config import Config
 from stepscope.server import ingest_adapter, logs
 from stepscope.server.spool import KIND_LOGS, KIND_TRACES, read_records
-from stepscope.store import WRITER_FREED_MEMORY_KEPT, Store, scratch_connection
+from stepscope.store import WRITER_FREED_MEMORY_KEPT, scratch_connection
+from stepscope.stores import AnyStore
 
 
 @dataclass
@@ -29,7 +30,7 @@ class BatchResult:
     undecodable: list[str] = field(default_factory=list)
 
 
-def publish_batch(store: Store, con: duckdb.DuckDBPyConnection, files: list[Path],
+def publish_batch(store: AnyStore, con: duckdb.DuckDBPyConnection, files: list[Path],
                   config: Config, source: str, first_batch: int = 1) -> BatchResult:
     """Store every record of the given spool files; raises if the store refuses them."""
     traces: list[bytes] = []
@@ -57,13 +58,16 @@ def publish_batch(store: Store, con: duckdb.DuckDBPyConnection, files: list[Path
 
 # -- in a worker process ---------------------------------------------------------------------
 
-_process_state: tuple[Store, duckdb.DuckDBPyConnection, Config, str] | None = None
+_process_state: tuple[AnyStore, duckdb.DuckDBPyConnection, Config, str] | None = None
 
 
-def init_process(db: str, config: Config, source: str) -> None:
-    """Worker-process initializer: one store handle and one single-threaded scratch DB."""
+def init_process(store: AnyStore, config: Config, source: str) -> None:
+    """Worker-process initializer: one store handle and one single-threaded scratch DB.
+
+    The store arrives pickled: a path, or a ClickHouse location that connects anew here.
+    """
     global _process_state
-    _process_state = (Store(db), scratch_connection(
+    _process_state = (store, scratch_connection(
         threads=1, allocator_flush_threshold=WRITER_FREED_MEMORY_KEPT),
                       config, source)
 

@@ -38,7 +38,8 @@ from stepscope.config import Config
 from stepscope.server import batches
 from stepscope.server.limits import ServeLimits
 from stepscope.server.spool import Spool
-from stepscope.store import Store, scratch_connection
+from stepscope.store import scratch_connection
+from stepscope.stores import AnyStore
 
 MAX_RETRY_PAUSE_S = 30.0
 # At shutdown, give up after this many failed attempts: the spool keeps the data for the
@@ -77,7 +78,7 @@ def default_workers() -> int:
 class SpoolWorker:
     """Drains a spool into a store from a coordinator thread (and worker processes)."""
 
-    def __init__(self, spool: Spool, store: Store, config: Config, limits: ServeLimits,
+    def __init__(self, spool: Spool, store: AnyStore, config: Config, limits: ServeLimits,
                  source: str = "otlp-http", log: Callable[[str], None] | None = None):
         self.spool = spool
         self.store = store
@@ -90,7 +91,9 @@ class SpoolWorker:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stepscope-spool-worker",
                                         daemon=True)
-        self._workers = limits.workers or default_workers()
+        # chdb runs one ClickHouse engine per process on a directory: publish in-process.
+        in_process_only = getattr(store, "location", None) is not None and store.location.kind == "chdb"
+        self._workers = 1 if in_process_only else (limits.workers or default_workers())
         self._pool: cf.ProcessPoolExecutor | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._in_flight: dict[cf.Future[batches.BatchResult], _Flight] = {}
@@ -115,7 +118,7 @@ class SpoolWorker:
         context.set_forkserver_preload(["stepscope.server.batches"])
         return cf.ProcessPoolExecutor(
             self._workers, mp_context=context, initializer=batches.init_process,
-            initargs=(str(self.store.path), self.config, self.source))
+            initargs=(self.store, self.config, self.source))
 
     def wake(self) -> None:
         """Ask for a pass now (e.g. the spool is filling up)."""
