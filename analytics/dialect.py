@@ -67,21 +67,22 @@ def _post_order(node: exp.Expression) -> exp.Expression:
     return _to_clickhouse(node)
 
 
-def bind(sql: str, params: dict[str, Any] | None) -> tuple[str, dict[str, str]]:
-    """Markers of `translate` as typed ClickHouse parameters, with their values as text.
+def bind(sql: str, params: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Markers of `translate` as typed ClickHouse parameters `{name:Type}`, with values.
 
     ClickHouse parses each value as the type named in the query, so a string is never
-    read as SQL.
+    read as SQL. Times become text with their microseconds (ClickHouse clients format
+    datetimes to the second); the clients format the rest (stepscope.clickhouse.client).
     """
     params = params or {}
-    used: dict[str, str] = {}
+    used: dict[str, Any] = {}
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in params:
             raise DialectError(f"query parameter ${name} has no value")
         value = params[name]
-        used[name] = _param_text(value)
+        used[name] = _param_value(value)
         return "{" + f"{name}:{_param_type(value)}" + "}"
 
     return _PARAM_MARK.sub(fill, sql), used
@@ -107,24 +108,15 @@ def _param_type(value: Any) -> str:
     raise DialectError(f"no ClickHouse parameter type for {type(value).__name__}")
 
 
-def _param_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "true" if value else "false"
+def _param_value(value: Any) -> Any:
     if isinstance(value, datetime):
         # Parameters are naive UTC (stepscope.analytics.filters); keep microseconds.
         return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_quoted(v) for v in value) + "]"
-    return str(value)
-
-
-def _quoted(text: str) -> str:
-    """A string in ClickHouse's literal syntax, as an element of an array parameter."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 def _to_clickhouse(node: exp.Expression) -> exp.Expression:

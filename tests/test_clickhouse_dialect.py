@@ -105,6 +105,11 @@ def test_parameters_are_values_never_sql(engines) -> None:
                 {"m": "a'b", "k_0": "b", "k_1": "x'); DROP TABLE t; --", "since": datetime(2026, 11, 2)})
     assert rows == [{"n": 2}]   # the row with m = "a'b", and one "b" row on or after 2 November
     both(engines, "SELECT count(*) AS n FROM t WHERE list_contains($ks, k)", {"ks": ["a", "it's"]})
+    # Backslashes and tabs arrive as written: a regular expression stays what it was.
+    rows = both(engines, "SELECT m, regexp_matches(m, $pattern) AS hit, $tab AS tab, $flag AS flag, "
+                         "$nothing AS nothing FROM t ORDER BY t",
+                {"pattern": r"^id \d+ and \d$", "tab": "a\tb\\c", "flag": True, "nothing": None})
+    assert [r["hit"] for r in rows][:3] == [False, True, False]
 
 
 def test_unmapped_constructs_are_refused_not_mistranslated() -> None:

@@ -112,15 +112,14 @@ def _export_clickhouse(store: ClickHouseStore, out: str | None, fmt: str, since:
     where, params = ["TRUE"], {}
     if since is not None:
         where.append("s.start_time >= {since:DateTime64(6, 'UTC')}")
-        params["since"] = since.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        params["since"] = _utc_text(since)
     if until is not None:
         where.append("s.start_time < {until:DateTime64(6, 'UTC')}")
-        params["until"] = until.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        params["until"] = _utc_text(until)
     if workflows:
         where.append(f"s.trace_id IN (SELECT trace_id FROM {database}.steps WHERE is_root AND "
                      "workflow IN {workflows:Array(String)})")
-        params["workflows"] = "[" + ", ".join(
-            "'" + w.replace("\\", "\\\\").replace("'", "\\'") + "'" for w in workflows) + "]"
+        params["workflows"] = list(workflows)
     columns = [
         f"toJSONString(s.{c}) AS {c}" if fmt == "csv" and c in _CSV_EXPR else f"s.{c}"
         for c in STEP_COLUMN_NAMES
@@ -147,6 +146,10 @@ def _export_clickhouse(store: ClickHouseStore, out: str | None, fmt: str, since:
     if not out:
         sys.stdout.buffer.flush()
     return rows
+
+
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 def _export_schema(schema: pa.Schema, fmt: str) -> pa.Schema:

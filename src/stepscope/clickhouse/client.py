@@ -40,9 +40,9 @@ class ClickHouseError(RuntimeError):
 
 
 class Client(Protocol):
-    def query_arrow(self, sql: str, params: dict[str, str] | None = None) -> pa.Table: ...
+    def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table: ...
 
-    def command(self, sql: str, params: dict[str, str] | None = None) -> None: ...
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
 
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None: ...
 
@@ -77,11 +77,11 @@ class HttpClient:
             raise ClickHouseError(f"{location.display}: cannot connect: {exc}") from None
         self._lock = threading.Lock()      # one statement at a time per session
 
-    def query_arrow(self, sql: str, params: dict[str, str] | None = None) -> pa.Table:
+    def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         with self._lock, _errors():
             return self._client.query_arrow(sql, parameters=params or None, use_strings=True)
 
-    def command(self, sql: str, params: dict[str, str] | None = None) -> None:
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         with self._lock, _errors():
             self._client.command(sql, parameters=params or None)
 
@@ -130,13 +130,13 @@ class ChdbClient:
         if database:
             self.command(f"USE {database}")
 
-    def query_arrow(self, sql: str, params: dict[str, str] | None = None) -> pa.Table:
+    def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         with self._lock, _errors():
-            return self._con.query(sql, "ArrowTable", params=params or None)
+            return self._con.query(sql, "ArrowTable", params=_as_text(params))
 
-    def command(self, sql: str, params: dict[str, str] | None = None) -> None:
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         with self._lock, _errors():
-            self._con.query(sql, "Null", params=params or None)
+            self._con.query(sql, "Null", params=_as_text(params))
 
     def insert_arrow(self, table: str, data: pa.Table, dedup_token: str | None = None) -> None:
         # chdb reads a Python object named in the query: `rows` below.
@@ -153,6 +153,16 @@ class ChdbClient:
             self._con.close()
         with _CHDB_LOCK:
             _CHDB_OPEN[self._path] -= 1
+
+
+def _as_text(params: dict[str, Any] | None) -> dict[str, str] | None:
+    """Parameter values as ClickHouse reads them from text (escaped, arrays as literals):
+    chdb takes them so; the HTTP client formats its own the same way, with this code."""
+    if not params:
+        return None
+    from clickhouse_connect.driver.binding import format_bind_value
+
+    return {name: format_bind_value(value) for name, value in params.items()}
 
 
 def _setting_literal(value: Any) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -64,17 +64,17 @@ class ClickHouseReadConnection:
 
     # -- queries ------------------------------------------------------------------------
 
-    def query_arrow(self, sql: str, params: dict[str, str] | None = None) -> pa.Table:
+    def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         return duckdb_types(self.client.query_arrow(sql, params))
 
-    def command(self, sql: str, params: dict[str, str] | None = None) -> None:
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self.client.command(sql, params)
 
-    def create_temp_table(self, table: str, sql: str, params: dict[str, str] | None = None) -> None:
+    def create_temp_table(self, table: str, sql: str, params: dict[str, Any] | None = None) -> None:
         self.client.command(f"CREATE OR REPLACE TEMPORARY TABLE {table} ENGINE = Memory AS {sql}",
                             params)
 
-    def insert_into(self, table: str, sql: str, params: dict[str, str] | None = None) -> None:
+    def insert_into(self, table: str, sql: str, params: dict[str, Any] | None = None) -> None:
         self.client.command(f"INSERT INTO {table} {sql}", params)
 
     def delete_where(self, table: str, condition: str) -> None:

@@ -203,7 +203,7 @@ class ClickHouseStore:
             stored.append(self.client.query_arrow(
                 f"SELECT DISTINCT {', '.join(keys)} FROM {self._table(DATA_TABLES[spec.name])} "
                 "WHERE trace_id IN {traces:Array(String)}",
-                {"traces": _array_literal(chunk)}))
+                {"traces": chunk}))
         found = pa.concat_tables(stored) if stored else None
         if found is None or found.num_rows == 0:
             return table
@@ -292,10 +292,3 @@ def _dedup_token(table: pa.Table, spec: Dataset) -> str:
             if buffer is not None:
                 digest.update(buffer)
     return digest.hexdigest()
-
-
-def _array_literal(values: list[str]) -> str:
-    """A ClickHouse Array(String) parameter value."""
-    quoted = ("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
-    return "[" + ", ".join(quoted) + "]"
-
