@@ -28,6 +28,9 @@ from __future__ import annotations
 from stepscope.schema import CONTENT_EVENT_COLUMNS, STEP_COLUMNS, Column
 
 META_TABLE = "stepscope_meta"
+# ClickHouse compresses with LZ4 by default; zstd keeps the text of prompts, completions
+# and attribute maps at about half the size for little CPU.
+TEXT_CODEC = "CODEC(ZSTD(1))"
 DEDUP_WINDOW = 10_000
 # Columns with few distinct values: dictionary-encoded by ClickHouse.
 LOW_CARDINALITY = frozenset({
@@ -49,13 +52,15 @@ _TYPES = {
 
 
 def column_type(column: Column) -> str:
+    """The column's ClickHouse type, with zstd for text and maps (prompts, completions,
+    attributes: most of a step's bytes)."""
     if column.sql_type.startswith("MAP("):
-        return "Map(String, String)"
+        return f"Map(String, String) {TEXT_CODEC}"
     base = _TYPES[column.sql_type]
-    if column.name in NOT_NULL:
-        return base
-    typed = f"Nullable({base})"
-    return f"LowCardinality({typed})" if column.name in LOW_CARDINALITY else typed
+    typed = base if column.name in NOT_NULL else f"Nullable({base})"
+    if column.name in LOW_CARDINALITY:
+        return f"LowCardinality({typed})"
+    return f"{typed} {TEXT_CODEC}" if base == "String" else typed
 
 
 def _columns_sql(columns: tuple[Column, ...]) -> str:
