@@ -31,14 +31,3 @@ def open_store(db: str | os.PathLike[str], *, create: bool = False) -> AnyStore:
         except (LocationError, ClickHouseError) as exc:
             raise StoreError(str(exc)) from None
     return Store.open(db, create=create)
-
-
-def store_exists(db: str | os.PathLike[str]) -> bool:
-    """Whether `db` names a store that holds (or is ready to hold) steps."""
-    if is_clickhouse_url(db):
-        try:
-            open_store(db)
-        except StoreError:
-            return False
-        return True
-    return Store(db).exists

@@ -67,9 +67,6 @@ class ClickHouseReadConnection:
     def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         return duckdb_types(self.client.query_arrow(sql, params))
 
-    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        self.client.command(sql, params)
-
     def create_temp_table(self, table: str, sql: str, params: dict[str, Any] | None = None) -> None:
         self.client.command(f"CREATE OR REPLACE TEMPORARY TABLE {table} ENGINE = Memory AS {sql}",
                             params)
