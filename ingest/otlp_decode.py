@@ -24,6 +24,15 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from stepscope.ingest import otlp_json
 from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
+from stepscope.ingest.span_events import (
+    CONTENT,
+    EXCEPTION,
+    EXCEPTION_MESSAGE_KEY,
+    EXCEPTION_TYPE_KEY,
+    FIRST_TOKEN,
+    content_key,
+    event_role,
+)
 from stepscope.ingest.units import OtlpError, Unit
 from stepscope.ingest.wire import (
     WireError,
@@ -32,21 +41,6 @@ from stepscope.ingest.wire import (
 )
 
 TRACE_ID_BYTES, SPAN_ID_BYTES = 16, 8
-
-# Events that mark the first streamed token: OpenInference, OpenLLMetry/Traceloop (one
-# event per chunk, so the first one counts), other `*.completion.chunk` writers, and the
-# Vercel AI SDK. Time-to-first-token *attributes* are read by normalisation instead.
-FIRST_TOKEN_EVENTS = frozenset({
-    "First Token Stream Event",
-    "llm.content.completion.chunk",
-    "gen_ai.content.completion.chunk",
-    "gen_ai.completion.chunk",
-    "ai.stream.firstChunk",
-})
-EXCEPTION_EVENT = "exception"
-# Events whose attributes are kept (prefixed by the event name): content carried as
-# span events, e.g. gen_ai.user.message, gen_ai.choice, gen_ai.content.prompt.
-CONTENT_EVENT_PREFIX = "gen_ai."
 
 _FAST_STATUS: dict[bytes, tuple[int, None]] = {b"": (0, None), b"\x18\x01": (1, None),
                                                 b"\x18\x02": (2, None)}
@@ -183,16 +177,17 @@ class RawColumns:
         first_token: int | None = None
         for name, time_ns, attributes in events:
             names.append(name)
-            if name == EXCEPTION_EVENT:
+            role = event_role(name)
+            if role == EXCEPTION:
                 if exception is None:
                     found = dict(attributes)
-                    exception = (found.get("exception.type"), found.get("exception.message"))
-            elif name in FIRST_TOKEN_EVENTS:
+                    exception = (found.get(EXCEPTION_TYPE_KEY), found.get(EXCEPTION_MESSAGE_KEY))
+            elif role == FIRST_TOKEN:
                 if first_token is None or time_ns < first_token:
                     first_token = time_ns
-            elif name.startswith(CONTENT_EVENT_PREFIX):
+            elif role == CONTENT:
                 for key, value in attributes:
-                    content_keys.append(f"{name}.{key}")
+                    content_keys.append(content_key(name, key))
                     content_values.append(value)
         self.event_spans.append(index)
         self.event_counts.append(len(names))

@@ -48,7 +48,7 @@ def normalised_steps(unit: Unit, config: Config,
     Raises OtlpError when the unit (and so its file) must be rejected.
     """
     raw, rejected = decode_unit(unit)
-    return (_normalise(raw, config, threads) if raw.num_rows else None), rejected
+    return (normalise_raw(raw, config, threads) if raw.num_rows else None), rejected
 
 
 class _Scratch:
@@ -83,7 +83,9 @@ class _Scratch:
 _scratch = _Scratch()
 
 
-def _normalise(raw: pa.Table, config: Config, threads: int | None) -> pa.Table:
+def normalise_raw(raw: pa.Table, config: Config, threads: int | None = None) -> pa.Table:
+    """Normalise a raw spans batch on this process's scratch connection; OtlpError when
+    its spans cannot be normalised."""
     con = _scratch.get(threads)
     try:
         steps = normalise(con, raw, config)
@@ -114,7 +116,7 @@ def process_units(units: list[Unit], config: Config, db: str | os.PathLike[str],
         decoded.append((i, raw, rejected))
     raws = [raw for _, raw, _ in decoded if raw.num_rows]
     try:
-        steps = _normalise(pa.concat_tables(raws), config, threads) if raws else None
+        steps = normalise_raw(pa.concat_tables(raws), config, threads) if raws else None
     except OtlpError:
         if len(units) == 1:
             raise

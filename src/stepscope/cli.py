@@ -37,6 +37,7 @@ COMMAND_MODULES: dict[str, str] = {
     "export": "store_cmds",
     "config": "config_cmds",
     "ingest": "ingest_cmds",
+    "import": "import_cmds",
     "attributes": "attributes_cmds",
     "sample": "sample_cmds",
     "kpis": "analytics_cmds",

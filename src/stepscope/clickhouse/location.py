@@ -63,33 +63,40 @@ class ClickHouseLocation:
         return f"{scheme}://{self.user}@{self.host}:{self.port}/{self.database}"
 
 
-def parse_location(url: str) -> ClickHouseLocation:
-    """Parse a `clickhouse://` or `chdb://` URL; errors say which part is wrong."""
+def parse_location(url: str, *, flag: str = "--db",
+                   default_database: str = DEFAULT_DATABASE) -> ClickHouseLocation:
+    """Parse a `clickhouse://` or `chdb://` URL; errors say which part is wrong.
+
+    `flag` is the option the URL came from, for the messages (`--db`, or `--source` of
+    an import); `default_database` is the database when the URL names none.
+    """
     parts = urlsplit(url)
     options = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
-        raise LocationError(f"--db {_safe(url)}: unknown option {unknown[0]!r}; "
+        raise LocationError(f"{flag} {_safe(url)}: unknown option {unknown[0]!r}; "
                             f"known: {', '.join(sorted(_OPTIONS))}")
-    retention = _retention(url, options.get("retention_days"))
+    retention = _retention(url, options.get("retention_days"), flag)
     if parts.scheme == "chdb":
         path = unquote(parts.netloc + parts.path)
         if not path:
-            raise LocationError(f"--db {url}: chdb:// needs a directory, e.g. chdb:///var/lib/stepscope")
-        database = _database(url, options.get("database") or DEFAULT_DATABASE)
+            raise LocationError(f"{flag} {url}: chdb:// needs a directory, e.g. chdb:///var/lib/stepscope")
+        database = _database(url, options.get("database") or default_database, flag)
         state = options.get("state_dir") or str(Path(path) / "state")
         return ClickHouseLocation("chdb", database, chdb_path=str(Path(path).resolve()),
                                   state_dir=state, retention_days=retention)
     if parts.scheme not in ("clickhouse", "clickhouses"):
-        raise LocationError(f"--db {_safe(url)}: not a ClickHouse URL")
+        raise LocationError(f"{flag} {_safe(url)}: not a ClickHouse URL "
+                            "(clickhouse://user@host:8123/database or chdb:///dir)")
     if not parts.hostname:
-        raise LocationError(f"--db {_safe(url)}: no host; e.g. clickhouse://default@localhost:8123/stepscope")
+        raise LocationError(f"{flag} {_safe(url)}: no host; "
+                            f"e.g. clickhouse://default@localhost:8123/{default_database}")
     secure = parts.scheme == "clickhouses" or options.get("secure", "") in ("1", "true", "yes")
     try:
         port = parts.port or (HTTPS_PORT if secure else HTTP_PORT)
     except ValueError:
-        raise LocationError(f"--db {_safe(url)}: the port is not a number") from None
-    database = _database(url, unquote(parts.path.strip("/")) or DEFAULT_DATABASE)
+        raise LocationError(f"{flag} {_safe(url)}: the port is not a number") from None
+    database = _database(url, unquote(parts.path.strip("/")) or default_database, flag)
     password = unquote(parts.password) if parts.password else os.environ.get(PASSWORD_ENV, "")
     state = options.get("state_dir") or str(Path(STATE_ROOT) / f"{parts.hostname}-{port}-{database}")
     return ClickHouseLocation(
@@ -99,18 +106,18 @@ def parse_location(url: str) -> ClickHouseLocation:
     )
 
 
-def _database(url: str, name: str) -> str:
+def _database(url: str, name: str, flag: str) -> str:
     if not _NAME.match(name):
-        raise LocationError(f"--db {_safe(url)}: database name {name!r} must be letters, digits "
+        raise LocationError(f"{flag} {_safe(url)}: database name {name!r} must be letters, digits "
                             "and underscores")
     return name
 
 
-def _retention(url: str, text: str | None) -> int | None:
+def _retention(url: str, text: str | None, flag: str) -> int | None:
     if text is None or text == "":
         return None
     if not text.isdigit() or int(text) < 1:
-        raise LocationError(f"--db {_safe(url)}: retention_days must be a whole number of days ≥ 1")
+        raise LocationError(f"{flag} {_safe(url)}: retention_days must be a whole number of days ≥ 1")
     return int(text)
 
 

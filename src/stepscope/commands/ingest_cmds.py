@@ -24,10 +24,11 @@ from stepscope.cli import (
 PROGRESS_AFTER_SECONDS = 1.0
 
 
-class _ProgressBar:
+class ProgressBar:
     """Shows click's progress bar on stderr, but only for runs that turn out to be long."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "ingesting") -> None:
+        self.label = label
         self.started = time.monotonic()
         self.bar: Any = None
         self.position = 0
@@ -36,7 +37,7 @@ class _ProgressBar:
         if self.bar is None:
             if time.monotonic() - self.started < PROGRESS_AFTER_SECONDS or total <= 0:
                 return
-            self.bar = click.progressbar(length=total, label="ingesting", file=sys.stderr,
+            self.bar = click.progressbar(length=total, label=self.label, file=sys.stderr,
                                          show_eta=True, show_percent=True)
             self.bar.__enter__()
         self.bar.update(max(0, done - self.position))
@@ -67,7 +68,7 @@ def ingest(paths: tuple[str, ...], db: str, config_path: str | None, fmt: str) -
 
     config = get_config(config_path)
     store = open_store(db, create=True)
-    bar = _ProgressBar() if sys.stdout.isatty() else None
+    bar = ProgressBar() if sys.stdout.isatty() else None
     try:
         report = ingest_paths(store, paths, config, progress=bar)
     finally:
