@@ -188,3 +188,13 @@ def test_prune_drops_whole_old_runs(chdb_root) -> None:
     with store.connect() as con:
         runs = kpis(con, Filters(since=cutoff - timedelta(days=60)), ())
     assert runs["runs"].to_list() == [6]
+
+
+def test_retention_days_expires_whole_days_of_steps_and_content(chdb_root) -> None:
+    store = open_store(chdb_url(chdb_root, "retention") + "&retention_days=30", create=True)
+    ddl = {row["name"]: row["engine_full"] for row in store.client.query_arrow(
+        "SELECT name, engine_full FROM system.tables WHERE database = 'retention' "
+        "AND name LIKE '%_data'").to_pylist()}
+    assert "TTL toDate(start_time) + toIntervalDay(30)" in ddl["steps_data"]
+    assert "toIntervalDay(30)" in ddl["content_events_data"]
+    assert all("ttl_only_drop_parts = 1" in text for text in ddl.values())

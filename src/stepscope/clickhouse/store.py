@@ -105,7 +105,8 @@ class ClickHouseStore:
         database = self.location.database
         self.client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
         for statement in (*steps_ddl(database, self.location.retention_days),
-                          *content_events_ddl(database), *meta_ddl(database)):
+                          *content_events_ddl(database, self.location.retention_days),
+                          *meta_ddl(database)):
             self.client.command(statement)
         if self._meta().get("format") is None:
             now = datetime.now(UTC).isoformat()

@@ -67,9 +67,11 @@ def _columns_sql(columns: tuple[Column, ...]) -> str:
     return ",\n    ".join(f"{c.name} {column_type(c)}" for c in columns)
 
 
+def _ttl(day: str, retention_days: int | None) -> str:
+    return f"TTL {day} + INTERVAL {int(retention_days)} DAY DELETE\n" if retention_days else ""
+
+
 def steps_ddl(database: str, retention_days: int | None = None) -> list[str]:
-    ttl = (f"TTL toDate(start_time) + INTERVAL {int(retention_days)} DAY DELETE\n"
-           if retention_days else "")
     names = ", ".join(c.name for c in STEP_COLUMNS)
     return [
         f"""CREATE TABLE IF NOT EXISTS {database}.steps_data (
@@ -79,22 +81,26 @@ def steps_ddl(database: str, retention_days: int | None = None) -> list[str]:
 ENGINE = ReplacingMergeTree
 PARTITION BY toDate(start_time)
 ORDER BY (trace_id, span_id)
-{ttl}SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}, ttl_only_drop_parts = 1""",
+{_ttl("toDate(start_time)", retention_days)}\
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}, ttl_only_drop_parts = 1""",
         f"CREATE VIEW IF NOT EXISTS {database}.steps AS SELECT {names} FROM {database}.steps_data FINAL",
     ]
 
 
-def content_events_ddl(database: str) -> list[str]:
+def content_events_ddl(database: str, retention_days: int | None = None) -> list[str]:
     names = ", ".join(c.name for c in CONTENT_EVENT_COLUMNS)
+    day = "toDate(fromUnixTimestamp64Nano(time_ns))"
     return [
         f"""CREATE TABLE IF NOT EXISTS {database}.content_events_data (
     {_columns_sql(CONTENT_EVENT_COLUMNS)},
     span_key UInt64
 )
 ENGINE = ReplacingMergeTree
-PARTITION BY toDate(fromUnixTimestamp64Nano(time_ns))
+PARTITION BY {day}
 ORDER BY (trace_id, span_id, event_name, time_ns)
-SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}, allow_nullable_key = 1""",
+{_ttl(day, retention_days)}\
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}, allow_nullable_key = 1, \
+ttl_only_drop_parts = 1""",
         f"CREATE VIEW IF NOT EXISTS {database}.content_events AS "
         f"SELECT {names} FROM {database}.content_events_data FINAL",
     ]
