@@ -51,6 +51,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 PAGES = (("overview", ""), ("cost", "cost"), ("reliability", "reliability"), ("drift", "drift"),
          ("alerts", "alerts"), ("traces", "traces"))
 TIMEOUT_MS = 900_000
+#: Every element drawn: none still waiting for its code (Streamlit shows a skeleton while
+#: an element's lazily loaded JavaScript, such as Plotly's or the data grid's, arrives)
+#: and every Plotly chart has its SVG.
+DRAWN = ("() => !document.querySelector('[data-testid=\"stSkeleton\"]') && "
+         "[...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
+         ".every(c => c.querySelector('.main-svg'))")
 WARM_SETTLE_S = 3.0
 
 
@@ -81,14 +87,12 @@ def start_server(db: Path, now: str) -> tuple[subprocess.Popen, str]:
 
 
 def timed_view(tab, url: str) -> float:
-    """Seconds from navigation until the page's script finished and its charts are drawn."""
+    """Seconds from navigation until the page's script finished and everything on it is drawn."""
     started = time.perf_counter()
     tab.goto(url)
     tab.wait_for_selector("h1", timeout=TIMEOUT_MS)
     tab.wait_for_selector('[data-test-script-state="notRunning"]', timeout=TIMEOUT_MS)
-    tab.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-        ".every(c => c.querySelector('.main-svg'))", timeout=TIMEOUT_MS)
+    tab.wait_for_function(DRAWN, timeout=TIMEOUT_MS)
     elapsed = time.perf_counter() - started
     if tab.locator('[data-testid="stException"]').count():
         raise RuntimeError(f"{url}: {tab.locator('[data-testid=stException]').first.inner_text()}")
@@ -129,7 +133,7 @@ def bench(url: str, pid: int, workflows: list[str]) -> list[dict[str, float | st
             rows.append({"page": name, "default_s": default, "fresh_filter_s": fresh,
                          "cached_s": cached})
             print(f"{name:<12} default view {default:6.2f} s   fresh filter {fresh:6.2f} s   "
-                  f"cached {cached:6.2f} s", flush=True)
+                  f"cached {cached:6.2f} s   load average {os.getloadavg()[0]:.1f}", flush=True)
         browser.close()
     return rows
 
