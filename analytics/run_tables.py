@@ -37,6 +37,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -120,6 +121,45 @@ def _one_commit(con: ReadConnection) -> Iterator[None]:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def segments_of_runs(con: ReadConnection, runs_sql: str,
+                     params: dict[str, Any] | None = None) -> list[int] | None:
+    """The ids of the store segments holding steps of the runs `runs_sql` selects (a query
+    with a `trace_id` column), as the part tables' `segment` column names them; None
+    when the run tables of `con` are not built (call after `prepare`).
+
+    Step-level questions about a few days of runs (drift's model calls and tool mix) then
+    read those days' segments and parts instead of all of them.
+    """
+    state = _STATES.get(con)
+    if state is None:
+        return None
+    wanted = set(runner.run(con, "run_segments", params, runs=f"({runs_sql})")["segment"])
+    return sorted(segment for segment in state.segments.values() if segment in wanted)
+
+
+def segment_condition(segments: Sequence[int] | None, alias: str) -> str:
+    """A condition keeping the part-table rows of `segments` (TRUE for None: all)."""
+    if segments is None:
+        return "TRUE"
+    if not segments:
+        return "FALSE"
+    return f"{alias}.segment IN ({', '.join(str(int(s)) for s in segments)})"
+
+
+def segment_steps(con: ReadConnection, segments: Sequence[int] | None) -> str:
+    """A step source (a subquery for `{{step_source}}`) reading only these store segments
+    (the whole store for None)."""
+    state = _STATES.get(con)
+    if segments is None or state is None:
+        return "(" + runner.render_sql("step_source") + ")"
+    chosen = set(segments)
+    files = sorted(file for file, segment in state.segments.items() if segment in chosen)
+    if not files:
+        return "(" + runner.render_sql("step_source") + " WHERE FALSE)"
+    return "(" + runner.render_sql(
+        "segment_steps", file="[" + ", ".join(_quoted(f) for f in files) + "]") + ")"
 
 
 def invalidate(con: ReadConnection) -> None:
