@@ -35,6 +35,7 @@ from stepscope.analytics.filters import Filters
 from stepscope.analytics.kpis import kpi_series, kpis, step_kpis
 from stepscope.config import Config, load_config
 from stepscope.store import ReadConnection, Store, StoreError
+from stepscope.timeparse import to_utc
 
 CACHE_TTL_S = 6 * 3600
 CACHE_ENTRIES = 512
@@ -170,8 +171,18 @@ def to_analytics_filters(global_filters: Any, since: datetime, until: datetime) 
 
 def release_marker_lines(source: Source, filters: Filters) -> pl.DataFrame:
     """Where to draw release lines: `time` and `label` per service version that started in
-    the window (one line per service and version, however many workflows it serves)."""
-    frame = call(source, "release_markers", filters)
+    the window (one line per service and version, however many workflows it serves).
+
+    First-seen times are over all the data whatever the window, so the query is made
+    without one and the window applied here: every range of the same filters (the
+    page's and the last hour on Reliability, a range picked in the sidebar) shares one
+    cached result.
+    """
+    frame = call(source, "release_markers", filters.with_window(None, None))
+    if filters.since is not None:
+        frame = frame.filter(pl.col("first_seen") >= to_utc(filters.since))
+    if filters.until is not None:
+        frame = frame.filter(pl.col("first_seen") < to_utc(filters.until))
     if frame.is_empty():
         return pl.DataFrame(schema={"time": pl.Datetime("us", "UTC"), "label": pl.String})
     return (

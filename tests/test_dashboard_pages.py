@@ -158,3 +158,25 @@ def test_leaving_the_overview_finds_every_page_already_computed(monkeypatch, tmp
     # a view nobody asked for before is computed: the count above is not vacuous
     run_page(monkeypatch, db, "page_cost.py", query={"workflow": "kb_answer"})
     assert "kpis" in computed
+
+
+def test_release_markers_are_one_query_whatever_the_window(monkeypatch, tmp_path):
+    """First-seen times do not depend on the window: the Overview's week, Reliability's
+    week and its last hour share one computed result."""
+    from stepscope.dashboard import data
+
+    db = build_store(tmp_path)
+    computed = []
+    function, takes_config = data._FUNCTIONS["release_markers"]
+
+    def counting(con, filters, **kwargs):
+        if filters.workflows == ("refund_request",):   # not the background warming's
+            computed.append(filters)
+        return function(con, filters, **kwargs)
+
+    monkeypatch.setitem(data._FUNCTIONS, "release_markers", (counting, takes_config))
+    query = {"workflow": "refund_request"}
+    at = run_page(monkeypatch, db, "page_reliability.py", query=query)
+    assert not at.exception
+    assert len(computed) == 1
+    assert "billing-agent 1.1.0" in at.get("plotly_chart")[0].proto.spec
