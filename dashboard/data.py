@@ -197,8 +197,12 @@ def release_marker_lines(source: Source, filters: Filters) -> pl.DataFrame:
 class Frames(Mapping[str, Any]):
     """A page's frames (or small collections of them), each computed when first read.
 
-    Pages read them in the order they draw, so the top of a page appears while the
-    queries for the rest still run; `compute_all` is what cache warming calls.
+    The Overview, Cost and Reliability pages compute them all (`compute_all`) before
+    drawing anything below their title, so the browser receives the page in one go:
+    drawn part by part as the queries returned, the page was laid out again and its
+    charts drawn again for every part, which on a new filter cost the browser more CPU
+    (0.15-0.35 s more per view, measured with bench_dashboard.py on two cores) than
+    showing the top early saved. Cache warming calls `compute_all` too.
     """
 
     def __init__(self, thunks: dict[str, Callable[[], Any]]):

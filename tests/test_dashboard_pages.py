@@ -180,3 +180,35 @@ def test_release_markers_are_one_query_whatever_the_window(monkeypatch, tmp_path
     assert not at.exception
     assert len(computed) == 1
     assert "billing-agent 1.1.0" in at.get("plotly_chart")[0].proto.spec
+
+
+@pytest.mark.parametrize("page", ["page_overview.py", "page_cost.py", "page_reliability.py"])
+def test_a_page_runs_its_queries_before_drawing_its_body(monkeypatch, tmp_path, page):
+    """Every query of a new filter runs before anything below the title is drawn, so the
+    browser gets the page in one go rather than laying it out again for each part."""
+    import threading
+
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    from stepscope.analytics.filters import Filters
+    from stepscope.dashboard import data
+
+    db = build_store(tmp_path)
+    run_page(monkeypatch, db)                    # the filter options and the default view
+    for thread in threading.enumerate():
+        if thread.name == "stepscope-warm":
+            thread.join(timeout=120)
+    drawn_at_query: list[int] = []
+    for name, (function, takes_config) in list(data._FUNCTIONS.items()):
+        def counting(*args, _function=function, **kwargs):
+            ctx = get_script_run_ctx()
+            filtered = any(isinstance(a, Filters) and a.workflows == ("kb_answer",)
+                           for a in (*args, *kwargs.values()))
+            if filtered and ctx is not None and ctx.cursors:
+                drawn_at_query.append(ctx.cursors[0].index)  # main-area elements so far
+            return _function(*args, **kwargs)
+        monkeypatch.setitem(data._FUNCTIONS, name, (counting, takes_config))
+    at = run_page(monkeypatch, db, page, query={"workflow": "kb_answer"})
+    assert not at.exception
+    assert drawn_at_query, "a new filter runs queries"
+    assert len(set(drawn_at_query)) == 1, drawn_at_query
