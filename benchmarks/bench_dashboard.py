@@ -8,8 +8,9 @@ fleet, 5 workflows, ~330k steps a day); it is reused when present and built with
 script's generator when not. The dashboard runs as `stepscope dashboard` starts it (a
 `streamlit run` server on 127.0.0.1, `--now` at the store's newest span) and each page
 is opened in headless Chromium (Debian's `chromium`, driven by Playwright). A page's
-time runs from the navigation until its script has finished and every Plotly chart on
-it is drawn — what a person waits for. Measured:
+time runs from the navigation until its script has finished and everything on it is
+drawn (no element still waiting for its lazily loaded code, every Plotly chart drawn) —
+what a person waits for. Measured:
 
 * cold start: the first page after the server starts (the Overview), which builds the
   analytics' per-run tables on the server's connection, once per store generation;
