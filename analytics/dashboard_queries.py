@@ -22,7 +22,7 @@ from stepscope.config import Config
 from stepscope.store import ReadConnection
 
 #: metric -> (level, SQL value expression); the run level reads run_facts r, the call
-#: level the steps s of those runs.
+#: level the steps s of those runs (from the store segments that hold them).
 DISTRIBUTION_METRICS = {
     "run_latency_ms": ("run", "r.latency_ms"),
     "steps_per_run": ("run", "CAST(r.steps AS DOUBLE)"),
@@ -41,9 +41,14 @@ SELECT {value} AS value
 FROM run_facts r
 WHERE r.finished AND r.workflow = $workflow AND {side} AND {run_filter}
 """
+_SIDE_RUNS_SQL = """
+SELECT r.trace_id
+FROM run_facts r
+WHERE r.finished AND r.workflow = $workflow AND {side} AND {run_filter}
+"""
 _CALL_SQL = """
 SELECT {value} AS value
-FROM steps s
+FROM {steps} s
 JOIN run_facts r ON r.trace_id = s.trace_id
 WHERE s.step_kind = 'llm' AND NOT coalesce((
 {failed}
@@ -72,7 +77,10 @@ def _values(con: ReadConnection, metric: str, side: Side, workflow: str, model: 
         if model is not None:
             model_condition = "AND coalesce(s.request_model, s.response_model) = $model"
             params["model"] = model
+        runs = _SIDE_RUNS_SQL.format(side=side_where, run_filter=run_where)
         sql = _CALL_SQL.format(value=value, side=side_where, run_filter=run_where,
+                               steps=run_tables.segment_steps(
+                                   con, run_tables.segments_of_runs(con, runs, params)),
                                failed=runner.render_sql("step_failed"),
                                model_condition=model_condition)
     values = runner.query(con, sql, params)["value"].drop_nulls()

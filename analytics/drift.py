@@ -214,18 +214,23 @@ def _call_tests(calls: pl.DataFrame, workflow: str, model: str | None) -> Iterab
         yield _Test(METRIC_BY_NAME["responded_model_version"], workflow, model, result)
 
 
+def _by(frame: pl.DataFrame, column: str) -> dict[str, pl.DataFrame]:
+    """The frame's rows per non-null value of `column` (one pass, not a filter per value)."""
+    parts = frame.filter(pl.col(column).is_not_null()).partition_by(column, as_dict=True)
+    return {key: part for (key,), part in parts.items()}
+
+
 def _all_tests(runs: pl.DataFrame, calls: pl.DataFrame, tools: pl.DataFrame) -> list[_Test]:
     tests: list[_Test] = []
-    workflows = sorted({w for w in runs["workflow"].to_list() if w is not None})
-    for workflow in workflows:
-        tests.extend(_run_tests(runs.filter(pl.col("workflow") == workflow),
-                                tools.filter(pl.col("workflow") == workflow), workflow))
-        wf_calls = calls.filter(pl.col("workflow") == workflow)
-        models = sorted({m for m in wf_calls["model"].to_list() if m is not None})
-        if len(models) > 1:
+    runs_by, tools_by, calls_by = _by(runs, "workflow"), _by(tools, "workflow"), _by(calls, "workflow")
+    for workflow in sorted(runs_by):
+        tests.extend(_run_tests(runs_by[workflow], tools_by.get(workflow, tools.clear()), workflow))
+        wf_calls = calls_by.get(workflow, calls.clear())
+        per_model = _by(wf_calls, "model")
+        if len(per_model) > 1:
             tests.extend(_call_tests(wf_calls, workflow, None))
-        for model in models:
-            tests.extend(_call_tests(wf_calls.filter(pl.col("model") == model), workflow, model))
+        for model in sorted(per_model):
+            tests.extend(_call_tests(per_model[model], workflow, model))
     return tests
 
 
@@ -292,8 +297,13 @@ def _compare(con: ReadConnection, baseline: Side | None, current: Side | None,
     params.update(r_params)
     parts = {"baseline_condition": b_where, "current_condition": c_where, "run_filter": run_where}
     runs = runner.run(con, "drift_runs", params, **parts)
-    calls = runner.run(con, "drift_calls", params, **parts)
-    tools = runner.run(con, "drift_tools", params, **parts)
+    # Only the store segments holding the two sides' runs are read (a few days of a
+    # long history, for the default windows).
+    segments = run_tables.segments_of_runs(con, runner.render_sql("drift_sides", **parts), params)
+    calls = runner.run(con, "drift_calls", params,
+                       step_source=run_tables.segment_steps(con, segments), **parts)
+    tools = runner.run(con, "drift_tools", params,
+                       segments=run_tables.segment_condition(segments, "s"), **parts)
     tests = _all_tests(runs, calls, tools)
     for test, p in zip(tests, drift_stats.holm([t.result.p_value for t in tests]), strict=True):
         test.p_adjusted = p

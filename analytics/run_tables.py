@@ -36,6 +36,7 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -100,6 +101,48 @@ def prepare(con: ReadConnection, config: Config, needs: Sequence[str] = ()) -> p
                 _add_tables(con, state, missing)
         _STATES[con] = state
         return state.prices
+
+
+def segments_of_runs(con: ReadConnection, runs_sql: str,
+                     params: dict[str, Any] | None = None) -> list[int] | None:
+    """The ids of the store segments holding steps of the runs `runs_sql` selects (a query
+    with a `trace_id` column), as the part tables' `segment` column names them; None
+    when the run tables of `con` are not built (call after `prepare`).
+
+    Step-level questions about a few days of runs (drift's model calls and tool mix) then
+    read those days' segments and parts instead of all of them.
+    """
+    state = _STATES.get(con)
+    if state is None:
+        return None
+    wanted = set(runner.run(con, "run_segments", params, runs=f"({runs_sql})")["segment"])
+    return sorted(segment for segment in state.segments.values() if segment in wanted)
+
+
+def segment_condition(segments: Sequence[int] | None, alias: str) -> str:
+    """A condition keeping the part-table rows of `segments` (TRUE for None: all)."""
+    if segments is None:
+        return "TRUE"
+    if not segments:
+        return "FALSE"
+    return f"{alias}.segment IN ({', '.join(str(int(s)) for s in segments)})"
+
+
+def segment_steps(con: ReadConnection, segments: Sequence[int] | None) -> str:
+    """A step source (a subquery for `{{step_source}}`) reading only these store segments
+    (the whole store for None)."""
+    state = _STATES.get(con)
+    if segments is None or state is None:
+        return "(" + runner.render_sql("step_source") + ")"
+    chosen = set(segments)
+    files = sorted(file for file, segment in state.segments.items() if segment in chosen)
+    if not files:
+        return "(" + runner.render_sql("step_source") + " WHERE FALSE)"
+    if con.dialect == "clickhouse":       # segments are day partitions `YYYY-MM-DD:identity`
+        days = ", ".join(_quoted(f.split(":", 1)[0]) for f in files)
+        return "(" + runner.render_sql("partition_steps", days=days) + ")"
+    return "(" + runner.render_sql(
+        "segment_steps", file="[" + ", ".join(_quoted(f) for f in files) + "]") + ")"
 
 
 def invalidate(con: ReadConnection) -> None:
@@ -220,7 +263,7 @@ def _segment_source(con: ReadConnection, segment: str) -> str:
     ClickHouse store."""
     if con.dialect == "clickhouse":
         day = segment.split(":", 1)[0]
-        return "(" + runner.render_sql("partition_steps", day=_quoted(day)) + ")"
+        return "(" + runner.render_sql("partition_steps", days=_quoted(day)) + ")"
     return "(" + runner.render_sql("segment_steps", file=_quoted(segment)) + ")"
 
 

@@ -205,6 +205,7 @@ def main() -> None:
                            periods.window_label(ctx))
     split_label = st.session_state.get("cost_split") or "Model"
     frames = load(ctx, SPLITS[split_label])
+    frames.compute_all()                    # then the page in one go: see data.Frames
     total, models = frames["total"], frames["models"]
     if total.is_empty() or not total["runs"][0]:
         components.empty_state("No runs in this range",

@@ -148,6 +148,7 @@ def main() -> None:
     ctx = page_context()
     components.page_header("Overview", "Per-workflow KPIs", ctx.filters, periods.window_label(ctx))
     frames = load(ctx)
+    frames.compute_all()                    # then the page in one go: see data.Frames
     current_all = frames["current_all"]
     if current_all.is_empty() or not current_all["runs"][0]:
         components.empty_state(

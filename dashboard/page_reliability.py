@@ -216,6 +216,7 @@ def main() -> None:
     components.page_header("Reliability", "Errors, tools, latency and failures", ctx.filters,
                            periods.window_label(ctx))
     frames = load(ctx)
+    frames.compute_all()                    # then the page in one go: see data.Frames
     total, previous = frames["total"], frames["previous"]
     _recent(ctx, frames)
     if total.is_empty() or not total["runs"][0]:

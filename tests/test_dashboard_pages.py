@@ -158,3 +158,57 @@ def test_leaving_the_overview_finds_every_page_already_computed(monkeypatch, tmp
     # a view nobody asked for before is computed: the count above is not vacuous
     run_page(monkeypatch, db, "page_cost.py", query={"workflow": "kb_answer"})
     assert "kpis" in computed
+
+
+def test_release_markers_are_one_query_whatever_the_window(monkeypatch, tmp_path):
+    """First-seen times do not depend on the window: the Overview's week, Reliability's
+    week and its last hour share one computed result."""
+    from stepscope.dashboard import data
+
+    db = build_store(tmp_path)
+    computed = []
+    function, takes_config = data._FUNCTIONS["release_markers"]
+
+    def counting(con, filters, **kwargs):
+        if filters.workflows == ("refund_request",):   # not the background warming's
+            computed.append(filters)
+        return function(con, filters, **kwargs)
+
+    monkeypatch.setitem(data._FUNCTIONS, "release_markers", (counting, takes_config))
+    query = {"workflow": "refund_request"}
+    at = run_page(monkeypatch, db, "page_reliability.py", query=query)
+    assert not at.exception
+    assert len(computed) == 1
+    assert "billing-agent 1.1.0" in at.get("plotly_chart")[0].proto.spec
+
+
+@pytest.mark.parametrize("page", ["page_overview.py", "page_cost.py", "page_reliability.py"])
+def test_a_page_runs_its_queries_before_drawing_its_body(monkeypatch, tmp_path, page):
+    """Every query of a new filter runs before anything below the title is drawn, so the
+    browser gets the page in one go rather than laying it out again for each part."""
+    import threading
+
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    from stepscope.analytics.filters import Filters
+    from stepscope.dashboard import data
+
+    db = build_store(tmp_path)
+    run_page(monkeypatch, db)                    # the filter options and the default view
+    for thread in threading.enumerate():
+        if thread.name == "stepscope-warm":
+            thread.join(timeout=120)
+    drawn_at_query: list[int] = []
+    for name, (function, takes_config) in list(data._FUNCTIONS.items()):
+        def counting(*args, _function=function, **kwargs):
+            ctx = get_script_run_ctx()
+            filtered = any(isinstance(a, Filters) and a.workflows == ("kb_answer",)
+                           for a in (*args, *kwargs.values()))
+            if filtered and ctx is not None and ctx.cursors:
+                drawn_at_query.append(ctx.cursors[0].index)  # main-area elements so far
+            return _function(*args, **kwargs)
+        monkeypatch.setitem(data._FUNCTIONS, name, (counting, takes_config))
+    at = run_page(monkeypatch, db, page, query={"workflow": "kb_answer"})
+    assert not at.exception
+    assert drawn_at_query, "a new filter runs queries"
+    assert len(set(drawn_at_query)) == 1, drawn_at_query

@@ -2,6 +2,8 @@
 --
 -- model is the model asked for (else the one that answered); response_model is what the
 -- provider says answered, whose changes under one requested model are silent updates.
+-- The step source is the steps, or only the store segments holding the sides' runs
+-- (run_tables.steps_of_runs).
 SELECT
     t.side,
     r.workflow,
@@ -15,5 +17,5 @@ SELECT
     coalesce({{step_failed}}, FALSE) AS failed
 FROM {{drift_sides}} t
 JOIN run_facts r ON r.trace_id = t.trace_id
-JOIN steps s ON s.trace_id = t.trace_id
+JOIN {{step_source}} s ON s.trace_id = t.trace_id
 WHERE s.step_kind = 'llm'

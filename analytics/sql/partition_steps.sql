@@ -1,3 +1,3 @@
--- The steps of one day partition of a ClickHouse store (the unit its run tables are
+-- The steps of day partitions of a ClickHouse store (the unit its run tables are
 -- built from, as a segment file is in the embedded store).
-SELECT s.* FROM steps s WHERE CAST(s.start_time AS DATE) = CAST({{day}} AS DATE)
+SELECT s.* FROM steps s WHERE CAST(s.start_time AS DATE) IN ({{days}})
