@@ -69,6 +69,19 @@ def _looks_like_json(value: str, openers: str) -> str:
     return (f"({first} OR (ascii({value}) IN (9, 10, 13, 32) AND ({spaced})))")
 
 
+def _is_json(value: str, openers: str) -> str:
+    """SQL: the text starts like JSON (`_looks_like_json`) and is valid JSON.
+
+    Text that only starts like JSON is common after redaction (a message that begins
+    with an e-mail address begins with `[REDACTED:email]`), and `json_extract_string`
+    fails on it with an exception per value, caught by `try` at several microseconds
+    each. `json_valid` says the same without one: it accepts exactly what
+    `json_extract_string` parses (same reader), so a value it refuses would only have
+    given NULL through `try`.
+    """
+    return f"({_looks_like_json(value, openers)} AND json_valid({value}))"
+
+
 def _natural(key: str) -> tuple:
     """Sort key putting `x.2.y` before `x.10.y`."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key))
@@ -109,8 +122,9 @@ class Builder:
             return None
         if k.json_path is not None:
             # JSON text -> the path; a plain scalar is taken as it is.
-            value = (f"CASE WHEN {_looks_like_json(value, '[{')} "
-                     f"THEN try(json_extract_string({value}, {q(k.json_path)})) ELSE {value} END")
+            value = (f"CASE WHEN {_is_json(value, '[{')} "
+                     f"THEN try(json_extract_string({value}, {q(k.json_path)})) "
+                     f"WHEN {_looks_like_json(value, '[{')} THEN NULL ELSE {value} END")
         if k.only_kind is not None:
             value = f"CASE WHEN step_kind = {q(k.only_kind)} THEN {value} END"
         return value
@@ -204,7 +218,8 @@ class Builder:
         doc = self.attr(cv.LANGFUSE_USAGE)
         if doc is None:
             return None
-        return coalesce(f"try_cast(try(json_extract_string({doc}, {q('$.' + name)})) AS BIGINT)"
+        return coalesce(f"CASE WHEN json_valid({doc}) THEN "
+                        f"try_cast(try(json_extract_string({doc}, {q('$.' + name)})) AS BIGINT) END"
                         for name in cv.LANGFUSE_USAGE_FIELDS[field])
 
     def token_fields(self) -> dict[str, str]:
@@ -263,8 +278,8 @@ class Builder:
         parts = [self.number(cv.REPORTED_COST, "DOUBLE")]
         details = self.attr(cv.REPORTED_COST[-1].name)
         if details is not None:
-            parts.append(f"list_sum(map_values(try(CAST(({details})::JSON "
-                         "AS MAP(VARCHAR, DOUBLE)))))")
+            parts.append(f"CASE WHEN json_valid({details}) THEN list_sum(map_values(try(CAST("
+                         f"({details})::JSON AS MAP(VARCHAR, DOUBLE))))) END")
         return coalesce(parts)
 
     def text(self, ks: Sequence[Key]) -> list[str]:
@@ -273,7 +288,7 @@ class Builder:
         for k in ks:
             e = self.key(k)
             if e is not None:
-                out.append(f"CASE WHEN starts_with({e}, '\"') "
+                out.append(f"CASE WHEN starts_with({e}, '\"') AND json_valid({e}) "
                            f"THEN coalesce(try(json_extract_string({e}, '$')), {e}) ELSE {e} END")
         return out
 
@@ -286,7 +301,7 @@ class Builder:
                 # path per span, more than the rest of normalisation together.
                 texts = [f"nullif(array_to_string(try(json_extract_string({e}, {q(p)})), "
                          f"{_NEWLINE}), '')" for p in cv.MESSAGE_TEXT_PATHS]
-                out.append(f"CASE WHEN {_looks_like_json(e, '[')} THEN {coalesce([*texts, e])} "
+                out.append(f"CASE WHEN {_is_json(e, '[')} THEN {coalesce([*texts, e])} "
                            f"ELSE {e} END")
         return out
 
