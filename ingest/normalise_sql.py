@@ -122,9 +122,10 @@ class Builder:
             return None
         if k.json_path is not None:
             # JSON text -> the path; a plain scalar is taken as it is.
+            plain = "NULL" if k.json_only else f"CASE WHEN {_looks_like_json(value, '[{')} " \
+                f"THEN NULL ELSE {value} END"
             value = (f"CASE WHEN {_is_json(value, '[{')} "
-                     f"THEN try(json_extract_string({value}, {q(k.json_path)})) "
-                     f"WHEN {_looks_like_json(value, '[{')} THEN NULL ELSE {value} END")
+                     f"THEN try(json_extract_string({value}, {q(k.json_path)})) ELSE {plain} END")
         if k.only_kind is not None:
             value = f"CASE WHEN step_kind = {q(k.only_kind)} THEN {value} END"
         return value

@@ -489,3 +489,19 @@ def test_text_that_only_looks_like_json_is_taken_as_text():
     assert row["request_model"] is None  # parameters given as broken JSON name no model
     assert row["finish_reason"] is None
     assert row["reported_cost_usd"] is None
+
+
+def test_message_text_is_never_a_finish_reason():
+    # gen_ai.output.messages is JSON by the conventions; given as plain text, it is the
+    # output content, and no finish reason can be read from it.
+    row = one(llm("chat gpt-4o", **{
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.output.messages": "Stop. Reinstall the driver, then restart the printer.",
+    }), config(privacy={"content": "keep"}))
+    assert row["finish_reason"] is None
+    assert row["output_content"] == "Stop. Reinstall the driver, then restart the printer."
+    row = one(llm("chat gpt-4o", **{
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.response.finish_reasons": "length",  # a plain scalar where JSON is usual
+    }))
+    assert row["finish_reason"] == "length"
