@@ -99,6 +99,7 @@ class Builder:
         self.shape = shape
         self.mode = mode
         self.attr_slots: dict[str, int] = {}
+        self.shared: dict[str, str] = {}  # expression -> its column in the shared stage
         self.res_slots: dict[str, int] = {}
 
     # -- lookups -------------------------------------------------------------------------
@@ -122,9 +123,9 @@ class Builder:
             return None
         if k.json_path is not None:
             # JSON text -> the path; a plain scalar is taken as it is.
-            plain = "NULL" if k.json_only else f"CASE WHEN {_looks_like_json(value, '[{')} " \
-                f"THEN NULL ELSE {value} END"
-            value = (f"CASE WHEN {_is_json(value, '[{')} "
+            plain = "NULL" if k.json_only else \
+                f"CASE WHEN {self.once(_looks_like_json(value, '[{'))} THEN NULL ELSE {value} END"
+            value = (f"CASE WHEN {self.once(_is_json(value, '[{'))} "
                      f"THEN try(json_extract_string({value}, {q(k.json_path)})) ELSE {plain} END")
         if k.only_kind is not None:
             value = f"CASE WHEN step_kind = {q(k.only_kind)} THEN {value} END"
@@ -178,6 +179,23 @@ class Builder:
         rx = re.compile(cv.combined(cv.INPUT_EVENT_KEYS + cv.OUTPUT_EVENT_KEYS))
         return any(rx.search(k) for k in self.shape.event_keys)
 
+    # -- shared values: computed once, read by several fields -------------------------------
+
+    def once(self, expr: str) -> str:
+        """A column holding `expr`, computed in a stage of its own before stage 2.
+
+        For the values several fields (or several branches of one field) read: the model
+        a step kind, a model field and a hint all test, the lower-cased value a long
+        `CASE x WHEN ...` compares. Written out each time, such an expression is bound and
+        optimised once per copy (a `CASE x WHEN` holds x once per branch), which was most
+        of the query's fixed cost of planning. Only stage-1 columns may appear in it.
+        """
+        if expr == "NULL" or (expr.startswith("_s") and expr[2:].isdigit()):
+            return expr
+        if "step_kind" in expr:
+            raise ValueError(f"a shared value cannot depend on the step kind: {expr}")
+        return self.shared.setdefault(expr, f"_s{len(self.shared)}")
+
     # -- stage 2: kind and everything that does not depend on it -----------------------------
 
     def operation(self) -> str:
@@ -191,13 +209,14 @@ class Builder:
                 continue
             whens = " ".join(f"WHEN {q(v)} THEN {q(kind)}" for v, kind in mapping.items()
                              if kind is not None)
-            branches.append(f"CASE lower({value}) {whens} END")
+            branches.append(f"CASE {self.once(f'lower({value})')} {whens} END")
         whole = " ".join(f"WHEN {q(n)} THEN {q(k)}" for n, k in cv.NAME_KINDS.items())
         first = " ".join(f"WHEN {q(n)} THEN {q(k)}" for n, k in cv.NAME_FIRST_WORD_KINDS.items())
-        branches.append(f"CASE lower(name) {whole} END")
-        branches.append(f"CASE split_part(lower(name), ' ', 1) {first} END")
-        agent_hint = self.first(cv.AGENT_HINT_KEYS)
-        model_hint = coalesce([self.first(cv.REQUEST_MODEL), self.first(cv.RESPONSE_MODEL)])
+        lower_name = self.once("lower(name)")
+        branches.append(f"CASE {lower_name} {whole} END")
+        branches.append(f"CASE {self.once(f'split_part({lower_name}, {q(chr(32))}, 1)')} {first} END")
+        agent_hint = self.once(self.first(cv.AGENT_HINT_KEYS))
+        model_hint = coalesce([self.request_model(), self.response_model()])
         if agent_hint != "NULL":
             branches.append(f"CASE WHEN {agent_hint} IS NOT NULL AND {model_hint} IS NULL "
                             "THEN 'agent' END")
@@ -206,11 +225,17 @@ class Builder:
         branches.append("CASE WHEN is_root THEN 'workflow' ELSE 'other' END")
         return coalesce(branches)
 
+    def request_model(self) -> str:
+        return self.once(self.first(cv.REQUEST_MODEL))
+
+    def response_model(self) -> str:
+        return self.once(self.first(cv.RESPONSE_MODEL))
+
     def provider(self) -> str:
         raw = self.first(cv.PROVIDER)
         if raw == "NULL":
             return "NULL"
-        base = f"regexp_replace(lower(trim({raw})), {q(cv.PROVIDER_API_SUFFIX)}, '')"
+        base = self.once(f"regexp_replace(lower(trim({raw})), {q(cv.PROVIDER_API_SUFFIX)}, '')")
         whens = " ".join(f"WHEN {q(a)} THEN {q(b)}" for a, b in cv.PROVIDER_ALIASES.items())
         return (f"CASE {base} {whens} ELSE regexp_replace({base}, '^az\\.ai\\.', 'azure.ai.') "
                 "END")
@@ -271,7 +296,7 @@ class Builder:
         raw = self.first(cv.FINISH_REASON)
         if raw == "NULL":
             return "NULL"
-        norm = f"replace(lower({raw}), '-', '_')"
+        norm = self.once(f"replace(lower({raw}), '-', '_')")
         whens = " ".join(f"WHEN {q(a)} THEN {q(b)}" for a, b in cv.FINISH_ALIASES.items())
         return f"CASE {norm} {whens} ELSE {norm} END"
 
@@ -302,7 +327,7 @@ class Builder:
                 # path per span, more than the rest of normalisation together.
                 texts = [f"nullif(array_to_string(try(json_extract_string({e}, {q(p)})), "
                          f"{_NEWLINE}), '')" for p in cv.MESSAGE_TEXT_PATHS]
-                out.append(f"CASE WHEN {_is_json(e, '[')} THEN {coalesce([*texts, e])} "
+                out.append(f"CASE WHEN {self.once(_is_json(e, '['))} THEN {coalesce([*texts, e])} "
                            f"ELSE {e} END")
         return out
 
@@ -351,8 +376,8 @@ class Builder:
         fields = {
             "step_kind": self.step_kind(),
             "operation": self.operation(),
-            "request_model": self.first(cv.REQUEST_MODEL),
-            "response_model": self.first(cv.RESPONSE_MODEL),
+            "request_model": self.request_model(),
+            "response_model": self.response_model(),
             "provider": self.provider(),
             "ttft_ms": self.ttft_ms(),
             "finish_reason": self.finish_reason(),
@@ -464,4 +489,7 @@ class Builder:
         s2 = ", ".join(f"{expr} AS {name}" for name, expr in self.stage2_fields().items())
         final = ", ".join(f"{expr} AS {name}"
                           for name, expr in self.final_columns(ingested_at).items())
+        if self.shared:
+            shared = ", ".join(f"{expr} AS {name}" for expr, name in self.shared.items())
+            s1 = f"SELECT *, {shared} FROM ({s1})"
         return f"SELECT {final} FROM (SELECT *, {s2} FROM ({s1}))"
