@@ -36,6 +36,7 @@ from stepscope.ingest.units import OtlpError
 from stepscope.ingest.workers import (
     InlineExecutor,
     UnitResult,
+    give_back_memory,
     init_worker,
     normalised_steps,
     process_batch,
@@ -58,9 +59,11 @@ EXTRA_TASKS_IN_FLIGHT = 1
 # a worker holds a task's spans in memory several times over (about 250 MB here).
 TASK_BYTES = 16 * 1024 * 1024
 MAX_UNITS_PER_TASK = 256
-# Pending segments are published this many at a time: each publish scans the keys of
-# the stored segments once.
+# Pending segments are published several at a time, since each publish scans the keys
+# of the stored segments once: as soon as this many are ready, or this many rows (the
+# keys of the rows published together are held in memory at once).
 PUBLISH_SEGMENTS = 4
+PUBLISH_ROWS = 250_000
 # Worker processes are replaced after this many tasks between them.
 TASKS_PER_POOL = 40
 
@@ -138,6 +141,10 @@ class _Pending:
     @property
     def ready(self) -> bool:
         return self.complete and all(job.finished for job, _, _ in self.parts)
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _, _, rows in self.parts)
 
     def excluded(self) -> list[tuple[int, int]]:
         return [(offset, rows) for job, offset, rows in self.parts if job.error is not None]
@@ -267,26 +274,37 @@ class _Runner:
                 self.report.reject(job.path, f"line {line}: {reason}")
 
     def _publish_ready(self, final: bool = False) -> None:
-        """Publish pending segments, in order, as far as their files are all finished:
-        several at a time (one scan of the stored keys for them all), any number at the
-        end."""
+        """Publish pending segments, in order, as far as they are ready: several at a
+        time (one scan of the stored keys for them all), up to PUBLISH_ROWS rows a time,
+        and everything at the end."""
         ready: list[_Pending] = []
         for pending in self.pending.values():
             if not pending.ready:
                 break
             ready.append(pending)
-        if not ready or (len(ready) < PUBLISH_SEGMENTS and not final):
+        rows = sum(pending.rows for pending in ready)
+        if not ready or (len(ready) < PUBLISH_SEGMENTS and rows < PUBLISH_ROWS and not final):
             return
-        files = []
+        group: list[_Pending] = []
         for pending in ready:
+            if group and sum(p.rows for p in group) + pending.rows > PUBLISH_ROWS:
+                self._publish(group)
+                group = []
+            group.append(pending)
+        self._publish(group)
+
+    def _publish(self, group: list[_Pending]) -> None:
+        files = []
+        for pending in group:
             del self.pending[pending.path]
             excluded = pending.excluded()
-            if sum(rows for _, rows in excluded) == sum(rows for _, _, rows in pending.parts):
+            if sum(rows for _, rows in excluded) == pending.rows:
                 self.store.discard_pending(pending.path)
             else:
                 files.append((pending.path, excluded))
         if files:
             self.report.add(self.store.publish_pending(files, con=self.scratch()))
+            give_back_memory()  # the keys just read: the parent waits a while before the next
 
     def scratch(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:

@@ -199,10 +199,10 @@ def process_in_worker(units: list[Unit], db: str) -> list[UnitResult]:
     try:
         return process_batch(units, _worker_config, db, threads=1, hold=True)
     finally:
-        _give_back_memory()
+        give_back_memory()
 
 
-def _give_back_memory() -> None:
+def give_back_memory() -> None:
     """Return what the task freed to the system, so that the worker's resident memory
     falls back between tasks instead of staying at its peak (the workers of a run then
     rarely peak together)."""
