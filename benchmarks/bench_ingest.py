@@ -324,9 +324,13 @@ class Sampler(threading.Thread):
 
     Each process's Pss is never more than its resident size, so when the resident sizes
     summed do not exceed the peak Pss found so far, the sample cannot raise it and the
-    costly Pss read is skipped. The sampler's own CPU time is kept apart (`own_cpu`):
-    it measures the run, it is not part of it.
+    costly Pss read is skipped. Above it, Pss is read whenever the resident sizes reach
+    a new high since the last read, and at least every PSS_EVERY rounds otherwise (Pss
+    can also grow as a process that shared pages exits). The sampler's own CPU time is
+    kept apart (`own_cpu`): it measures the run, it is not part of it.
     """
+
+    PSS_EVERY = 4
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -338,6 +342,7 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         me = os.getpid()
         rounds = 0
+        last_read, resident_at_read = -self.PSS_EVERY, 0
         while not self.stop.is_set():
             if rounds % 20 == 0:  # walking all of /proc costs more than sampling
                 processes = [me, *_descendants(me)]
@@ -354,7 +359,9 @@ class Sampler(threading.Thread):
                 self.peak_hwm = max(self.peak_hwm, hwm)
                 if pid != me:
                     self.cpu[pid] = cpu
-            if resident > self.peak_pss:
+            if resident > self.peak_pss and (resident > resident_at_read
+                                               or rounds - last_read >= self.PSS_EVERY):
+                last_read, resident_at_read = rounds, resident
                 total = 0
                 for pid in alive:
                     try:
