@@ -19,14 +19,17 @@ class Key:
     """One attribute as a source of a field.
 
     `json_path`: the value is JSON text and the field is at this path (e.g. Langfuse's
-    usage details). `only_kind`: the key counts only on steps of that kind, because its
-    meaning depends on it (Traceloop's `traceloop.entity.name` names a tool on a tool span
-    and an agent on an agent span).
+    usage details); a value that is not JSON is taken as it is, unless `json_only` (the
+    plain value means something else: message text is no finish reason). `only_kind`:
+    the key counts only on steps of that kind, because its meaning depends on it
+    (Traceloop's `traceloop.entity.name` names a tool on a tool span and an agent on an
+    agent span).
     """
 
     name: str
     json_path: str | None = None
     only_kind: str | None = None
+    json_only: bool = False
 
 
 def keys(*names: str) -> tuple[Key, ...]:
@@ -197,7 +200,7 @@ FINISH_REASON = (
     Key("gen_ai.response.finish_reasons", json_path="$[0]"),     # string[] as JSON
     *keys("llm.finish_reason", "ai.response.finishReason", "gen_ai.completion.0.finish_reason",
           "llm.response.finish_reason", "gen_ai.response.finish_reason"),
-    Key("gen_ai.output.messages", json_path="$[0].finish_reason"),
+    Key("gen_ai.output.messages", json_path="$[0].finish_reason", json_only=True),
 )
 # Normalised spellings (after lower-casing and '-' -> '_').
 FINISH_ALIASES: dict[str, str] = {"tool_calls": "tool_call", "function_call": "tool_call"}

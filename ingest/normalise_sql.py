@@ -69,6 +69,19 @@ def _looks_like_json(value: str, openers: str) -> str:
     return (f"({first} OR (ascii({value}) IN (9, 10, 13, 32) AND ({spaced})))")
 
 
+def _is_json(value: str, openers: str) -> str:
+    """SQL: the text starts like JSON (`_looks_like_json`) and is valid JSON.
+
+    Text that only starts like JSON is common after redaction (a message that begins
+    with an e-mail address begins with `[REDACTED:email]`), and `json_extract_string`
+    fails on it with an exception per value, caught by `try` at several microseconds
+    each. `json_valid` says the same without one: it accepts exactly what
+    `json_extract_string` parses (same reader), so a value it refuses would only have
+    given NULL through `try`.
+    """
+    return f"({_looks_like_json(value, openers)} AND json_valid({value}))"
+
+
 def _natural(key: str) -> tuple:
     """Sort key putting `x.2.y` before `x.10.y`."""
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", key))
@@ -86,6 +99,7 @@ class Builder:
         self.shape = shape
         self.mode = mode
         self.attr_slots: dict[str, int] = {}
+        self.shared: dict[str, str] = {}  # expression -> its column in the shared stage
         self.res_slots: dict[str, int] = {}
 
     # -- lookups -------------------------------------------------------------------------
@@ -109,8 +123,10 @@ class Builder:
             return None
         if k.json_path is not None:
             # JSON text -> the path; a plain scalar is taken as it is.
-            value = (f"CASE WHEN {_looks_like_json(value, '[{')} "
-                     f"THEN try(json_extract_string({value}, {q(k.json_path)})) ELSE {value} END")
+            plain = "NULL" if k.json_only else \
+                f"CASE WHEN {self.once(_looks_like_json(value, '[{'))} THEN NULL ELSE {value} END"
+            value = (f"CASE WHEN {self.once(_is_json(value, '[{'))} "
+                     f"THEN try(json_extract_string({value}, {q(k.json_path)})) ELSE {plain} END")
         if k.only_kind is not None:
             value = f"CASE WHEN step_kind = {q(k.only_kind)} THEN {value} END"
         return value
@@ -163,6 +179,23 @@ class Builder:
         rx = re.compile(cv.combined(cv.INPUT_EVENT_KEYS + cv.OUTPUT_EVENT_KEYS))
         return any(rx.search(k) for k in self.shape.event_keys)
 
+    # -- shared values: computed once, read by several fields -------------------------------
+
+    def once(self, expr: str) -> str:
+        """A column holding `expr`, computed in a stage of its own before stage 2.
+
+        For the values several fields (or several branches of one field) read: the model
+        a step kind, a model field and a hint all test, the lower-cased value a long
+        `CASE x WHEN ...` compares. Written out each time, such an expression is bound and
+        optimised once per copy (a `CASE x WHEN` holds x once per branch), which was most
+        of the query's fixed cost of planning. Only stage-1 columns may appear in it.
+        """
+        if expr == "NULL" or (expr.startswith("_s") and expr[2:].isdigit()):
+            return expr
+        if "step_kind" in expr:
+            raise ValueError(f"a shared value cannot depend on the step kind: {expr}")
+        return self.shared.setdefault(expr, f"_s{len(self.shared)}")
+
     # -- stage 2: kind and everything that does not depend on it -----------------------------
 
     def operation(self) -> str:
@@ -176,13 +209,14 @@ class Builder:
                 continue
             whens = " ".join(f"WHEN {q(v)} THEN {q(kind)}" for v, kind in mapping.items()
                              if kind is not None)
-            branches.append(f"CASE lower({value}) {whens} END")
+            branches.append(f"CASE {self.once(f'lower({value})')} {whens} END")
         whole = " ".join(f"WHEN {q(n)} THEN {q(k)}" for n, k in cv.NAME_KINDS.items())
         first = " ".join(f"WHEN {q(n)} THEN {q(k)}" for n, k in cv.NAME_FIRST_WORD_KINDS.items())
-        branches.append(f"CASE lower(name) {whole} END")
-        branches.append(f"CASE split_part(lower(name), ' ', 1) {first} END")
-        agent_hint = self.first(cv.AGENT_HINT_KEYS)
-        model_hint = coalesce([self.first(cv.REQUEST_MODEL), self.first(cv.RESPONSE_MODEL)])
+        lower_name = self.once("lower(name)")
+        branches.append(f"CASE {lower_name} {whole} END")
+        branches.append(f"CASE {self.once(f'split_part({lower_name}, {q(chr(32))}, 1)')} {first} END")
+        agent_hint = self.once(self.first(cv.AGENT_HINT_KEYS))
+        model_hint = coalesce([self.request_model(), self.response_model()])
         if agent_hint != "NULL":
             branches.append(f"CASE WHEN {agent_hint} IS NOT NULL AND {model_hint} IS NULL "
                             "THEN 'agent' END")
@@ -191,11 +225,17 @@ class Builder:
         branches.append("CASE WHEN is_root THEN 'workflow' ELSE 'other' END")
         return coalesce(branches)
 
+    def request_model(self) -> str:
+        return self.once(self.first(cv.REQUEST_MODEL))
+
+    def response_model(self) -> str:
+        return self.once(self.first(cv.RESPONSE_MODEL))
+
     def provider(self) -> str:
         raw = self.first(cv.PROVIDER)
         if raw == "NULL":
             return "NULL"
-        base = f"regexp_replace(lower(trim({raw})), {q(cv.PROVIDER_API_SUFFIX)}, '')"
+        base = self.once(f"regexp_replace(lower(trim({raw})), {q(cv.PROVIDER_API_SUFFIX)}, '')")
         whens = " ".join(f"WHEN {q(a)} THEN {q(b)}" for a, b in cv.PROVIDER_ALIASES.items())
         return (f"CASE {base} {whens} ELSE regexp_replace({base}, '^az\\.ai\\.', 'azure.ai.') "
                 "END")
@@ -204,7 +244,8 @@ class Builder:
         doc = self.attr(cv.LANGFUSE_USAGE)
         if doc is None:
             return None
-        return coalesce(f"try_cast(try(json_extract_string({doc}, {q('$.' + name)})) AS BIGINT)"
+        return coalesce(f"CASE WHEN json_valid({doc}) THEN "
+                        f"try_cast(try(json_extract_string({doc}, {q('$.' + name)})) AS BIGINT) END"
                         for name in cv.LANGFUSE_USAGE_FIELDS[field])
 
     def token_fields(self) -> dict[str, str]:
@@ -255,7 +296,7 @@ class Builder:
         raw = self.first(cv.FINISH_REASON)
         if raw == "NULL":
             return "NULL"
-        norm = f"replace(lower({raw}), '-', '_')"
+        norm = self.once(f"replace(lower({raw}), '-', '_')")
         whens = " ".join(f"WHEN {q(a)} THEN {q(b)}" for a, b in cv.FINISH_ALIASES.items())
         return f"CASE {norm} {whens} ELSE {norm} END"
 
@@ -263,8 +304,8 @@ class Builder:
         parts = [self.number(cv.REPORTED_COST, "DOUBLE")]
         details = self.attr(cv.REPORTED_COST[-1].name)
         if details is not None:
-            parts.append(f"list_sum(map_values(try(CAST(({details})::JSON "
-                         "AS MAP(VARCHAR, DOUBLE)))))")
+            parts.append(f"CASE WHEN json_valid({details}) THEN list_sum(map_values(try(CAST("
+                         f"({details})::JSON AS MAP(VARCHAR, DOUBLE))))) END")
         return coalesce(parts)
 
     def text(self, ks: Sequence[Key]) -> list[str]:
@@ -273,7 +314,7 @@ class Builder:
         for k in ks:
             e = self.key(k)
             if e is not None:
-                out.append(f"CASE WHEN starts_with({e}, '\"') "
+                out.append(f"CASE WHEN starts_with({e}, '\"') AND json_valid({e}) "
                            f"THEN coalesce(try(json_extract_string({e}, '$')), {e}) ELSE {e} END")
         return out
 
@@ -286,7 +327,7 @@ class Builder:
                 # path per span, more than the rest of normalisation together.
                 texts = [f"nullif(array_to_string(try(json_extract_string({e}, {q(p)})), "
                          f"{_NEWLINE}), '')" for p in cv.MESSAGE_TEXT_PATHS]
-                out.append(f"CASE WHEN {_looks_like_json(e, '[')} THEN {coalesce([*texts, e])} "
+                out.append(f"CASE WHEN {self.once(_is_json(e, '['))} THEN {coalesce([*texts, e])} "
                            f"ELSE {e} END")
         return out
 
@@ -335,8 +376,8 @@ class Builder:
         fields = {
             "step_kind": self.step_kind(),
             "operation": self.operation(),
-            "request_model": self.first(cv.REQUEST_MODEL),
-            "response_model": self.first(cv.RESPONSE_MODEL),
+            "request_model": self.request_model(),
+            "response_model": self.response_model(),
             "provider": self.provider(),
             "ttft_ms": self.ttft_ms(),
             "finish_reason": self.finish_reason(),
@@ -448,4 +489,7 @@ class Builder:
         s2 = ", ".join(f"{expr} AS {name}" for name, expr in self.stage2_fields().items())
         final = ", ".join(f"{expr} AS {name}"
                           for name, expr in self.final_columns(ingested_at).items())
+        if self.shared:
+            shared = ", ".join(f"{expr} AS {name}" for expr, name in self.shared.items())
+            s1 = f"SELECT *, {shared} FROM ({s1})"
         return f"SELECT {final} FROM (SELECT *, {s2} FROM ({s1}))"

@@ -1,9 +1,13 @@
 """OTLP trace requests (protobuf or JSON) to the raw spans table, doing as little per span as possible.
 
-Per span, Python only copies a dozen fields into lists. Ids are hex-encoded for the whole
-batch at once with numpy; attributes are taken as their raw encodings and parsed
-column-wise (`wire.decode_key_values`); events, which most spans lack, are the only
-thing decoded field by field. The result follows `raw_schema.RAW_SPAN_SCHEMA`.
+Protobuf is read column-wise: the generated classes split a request into resources,
+scopes and encoded spans, and `proto_spans` reads the fields of all the spans at once
+with numpy. Ids are hex-encoded for the whole batch at once; attributes are parsed
+column-wise from their raw encodings (`wire.decode_key_value_ranges`); events and
+statuses with a message, which most spans lack, are the only things decoded one span at
+a time. A unit that is not plain, well-formed OTLP is read again the slow way, a dozen
+fields per span copied into lists in Python (`RawColumns.add_proto`), which names the
+problem exactly. The result follows `raw_schema.RAW_SPAN_SCHEMA`.
 
 OTLP/JSON documents are walked by `otlp_json` into the same columns, so both encodings
 give identical rows.
@@ -11,7 +15,7 @@ give identical rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -23,6 +27,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from stepscope.ingest import otlp_json
+from stepscope.ingest.proto_spans import OuterRequest, walk_spans
 from stepscope.ingest.raw_schema import RAW_SPAN_SCHEMA
 from stepscope.ingest.span_events import (
     CONTENT,
@@ -35,8 +40,11 @@ from stepscope.ingest.span_events import (
 )
 from stepscope.ingest.units import OtlpError, Unit
 from stepscope.ingest.wire import (
+    PAD,
     WireError,
     any_value_text,
+    binary_view,
+    decode_key_value_ranges,
     decode_key_values,
 )
 
@@ -221,20 +229,7 @@ class RawColumns:
         else:
             keys = pa.array(self.attr_keys, pa.string())
             values = pa.array(self.attr_values, pa.string())
-        group_index = _repeat(self.group_of_span, n)
-        groups = self.groups
-        resource_keys = pa.array([g[0] for g in groups], pa.list_(pa.string())).take(group_index)
-        resource_values = pa.array([g[1] for g in groups], pa.list_(pa.string())).take(group_index)
-        scope_names = pa.array([g[2] for g in groups], pa.string()).take(group_index)
-        scope_versions = pa.array([g[3] for g in groups], pa.string()).take(group_index)
-        exception_type: list[str | None] = [None] * n
-        exception_message: list[str | None] = [None] * n
-        for i, etype, emessage in self.exceptions:
-            exception_type[i], exception_message[i] = etype, emessage
-        first_token: list[int | None] = [None] * n
-        for i, t in self.first_tokens:
-            first_token[i] = t
-        columns = {
+        return self.assemble(n, {
             "trace_id": _hex_ids(self.trace_ids, TRACE_ID_BYTES, self.names, "trace"),
             "span_id": _hex_ids(self.span_ids, SPAN_ID_BYTES, self.names, "span"),
             "parent_span_id": _hex_ids(self.parent_ids, SPAN_ID_BYTES, self.names, None),
@@ -246,10 +241,26 @@ class RawColumns:
             "status_message": pa.array(self.status_messages, pa.string()),
             "attr_keys": pa.ListArray.from_arrays(offsets, keys),
             "attr_values": pa.ListArray.from_arrays(offsets, values),
-            "resource_keys": resource_keys,
-            "resource_values": resource_values,
-            "scope_name": scope_names,
-            "scope_version": scope_versions,
+        })
+
+    def assemble(self, n: int, spans: dict[str, pa.Array]) -> pa.Table:
+        """The raw spans table from the span columns given and what this object holds
+        besides: resources and scopes, events, sources and batches."""
+        group_index = _repeat(self.group_of_span, n)
+        groups = self.groups
+        exception_type: list[str | None] = [None] * n
+        exception_message: list[str | None] = [None] * n
+        for i, etype, emessage in self.exceptions:
+            exception_type[i], exception_message[i] = etype, emessage
+        first_token: list[int | None] = [None] * n
+        for i, t in self.first_tokens:
+            first_token[i] = t
+        columns = {
+            **spans,
+            "resource_keys": pa.array([g[0] for g in groups], pa.list_(pa.string())).take(group_index),
+            "resource_values": pa.array([g[1] for g in groups], pa.list_(pa.string())).take(group_index),
+            "scope_name": pa.array([g[2] for g in groups], pa.string()).take(group_index),
+            "scope_version": pa.array([g[3] for g in groups], pa.string()).take(group_index),
             "event_names": _sparse_lists(self.event_spans, self.event_counts, self.event_names, n),
             "exception_type": pa.array(exception_type, pa.string()),
             "exception_message": pa.array(exception_message, pa.string()),
@@ -264,11 +275,17 @@ class RawColumns:
         return pa.Table.from_arrays([columns[f.name] for f in RAW_SPAN_SCHEMA], schema=RAW_SPAN_SCHEMA)
 
 
-def decode_unit(unit: Unit) -> tuple[pa.Table, list[tuple[int, str]]]:
+def decode_unit(unit: Unit, *, columnwise: bool = True) -> tuple[pa.Table, list[tuple[int, str]]]:
     """The raw spans of a unit, and the records rejected on their own (JSON Lines).
 
     Raises OtlpError when a record is bad and the unit's records are not independent.
+    Protobuf is read column-wise when it can be (`columnwise=False` reads every span with
+    the generated classes, which gives the same table, only slower).
     """
+    if unit.kind == "proto" and columnwise:
+        decoded = _decode_proto_columnwise(unit)
+        if decoded is not None:
+            return decoded, sorted(unit.errors)
     columns = RawColumns(unit.source)
     rejected = list(unit.errors)
     for batch, payload in unit.payloads():
@@ -285,6 +302,115 @@ def decode_unit(unit: Unit) -> tuple[pa.Table, list[tuple[int, str]]]:
             columns.rollback(mark)
             rejected.append((batch, str(exc)))
     return columns.table(), sorted(rejected)
+
+
+def _decode_proto_columnwise(unit: Unit) -> pa.Table | None:
+    """The raw spans of a protobuf unit, read column-wise (`proto_spans`); None when any
+    part of it is not plain, well-formed OTLP, for `decode_unit` to read it the slow way,
+    which names the problem exactly (or reads what is unusual but valid)."""
+    columns = RawColumns(unit.source)
+    encoded: list[bytes] = []
+    try:
+        for batch, payload in unit.payloads():
+            request = OuterRequest.FromString(payload)
+            for rs in request.resource_spans:
+                resource_keys, resource_values = _resource_attributes(rs.resource)
+                for ss in rs.scope_spans:
+                    scope_name, scope_version = _scope(ss.scope)
+                    columns.group_of_span.append((len(columns.groups), len(ss.spans)))
+                    columns.batches.append((batch, len(ss.spans)))
+                    columns.groups.append((resource_keys, resource_values, scope_name, scope_version))
+                    encoded.extend(ss.spans)
+    except (DecodeError, OtlpError):
+        return None
+    n = len(encoded)
+    if n == 0:
+        return None
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, n), out=offsets[1:])
+    encoded.append(bytes(PAD))
+    data = np.frombuffer(b"".join(encoded), np.uint8)  # read-only: nothing writes to it
+    del encoded
+    fields = walk_spans(data, offsets[:-1], offsets[1:])
+    if fields is None:
+        return None
+    trace_len, span_len, parent_len = (fields.trace_id[1], fields.span_id[1], fields.parent_span_id[1])
+    if ((trace_len != TRACE_ID_BYTES) | (span_len != SPAN_ID_BYTES)
+            | ((parent_len != 0) & (parent_len != SPAN_ID_BYTES))).any():
+        return None
+    names = _text_at(data, *fields.name)
+    if names is None:
+        return None
+    span_of, attr_start, attr_end = fields.attributes
+    try:
+        codes, messages = _statuses(data, *fields.status)
+        keys, values = decode_key_value_ranges(data, attr_start, attr_end)
+        if len(fields.events[0]):
+            _add_events(columns, data, *fields.events)
+    except (WireError, OtlpError):
+        return None
+    attr_offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(np.bincount(span_of, minlength=n), out=attr_offsets[1:])
+
+    def name_of(i: int) -> str:
+        return names[i].as_py()
+
+    offsets_array = pa.array(attr_offsets)
+    return columns.assemble(n, {
+        "trace_id": _hex_columns(_id_bytes(data, fields.trace_id, TRACE_ID_BYTES), name_of, "trace"),
+        "span_id": _hex_columns(_id_bytes(data, fields.span_id, SPAN_ID_BYTES), name_of, "span"),
+        "parent_span_id": _hex_columns(_id_bytes(data, fields.parent_span_id, SPAN_ID_BYTES),
+                                       name_of, None),
+        "start_time_ns": pa.array(fields.start_time_ns),
+        "end_time_ns": pa.array(fields.end_time_ns),
+        "name": names,
+        "span_kind": pa.array(fields.kind),
+        "status_code": pa.array(codes),
+        "status_message": pa.array(messages, pa.string()),
+        "attr_keys": pa.ListArray.from_arrays(offsets_array, keys),
+        "attr_values": pa.ListArray.from_arrays(offsets_array, values),
+    })
+
+
+def _text_at(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pa.Array | None:
+    """Strings at data[start:start + length] (empty where absent); None if one is not UTF-8."""
+    starts = np.where(starts < 0, 0, starts)
+    view = binary_view([data], np.zeros(len(starts), np.int32), starts, lengths, None)
+    try:
+        return view.cast(pa.string())
+    except pa.ArrowInvalid:
+        return None
+
+
+def _id_bytes(data: np.ndarray, where: tuple[np.ndarray, np.ndarray], width: int) -> np.ndarray:
+    """Each span's id as a row of `width` bytes; zeros where the id is absent."""
+    starts, lengths = where
+    raw = data[np.where(starts < 0, 0, starts)[:, None] + np.arange(width)]
+    raw[lengths == 0] = 0
+    return raw
+
+
+def _statuses(data: np.ndarray, starts: np.ndarray,
+              lengths: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+    """Status codes and messages: a bare code (the usual status) read column-wise, any
+    other status with the generated class."""
+    n = len(starts)
+    codes = np.zeros(n, np.int32)
+    messages: list[str | None] = [None] * n
+    at = np.where(starts < 0, 0, starts)
+    bare = (lengths == 2) & (data[at] == 0x18) & ((data[at + 1] == 1) | (data[at + 1] == 2))
+    codes[bare] = data[at[bare] + 1]
+    for i in np.flatnonzero((lengths > 0) & ~bare).tolist():
+        codes[i], messages[i] = _status(data[at[i]:at[i] + lengths[i]].tobytes())
+    return codes, messages
+
+
+def _add_events(columns: RawColumns, data: np.ndarray, spans: np.ndarray, starts: np.ndarray,
+                ends: np.ndarray) -> None:
+    bounds = np.flatnonzero(np.diff(spans)) + 1
+    for group in np.split(np.arange(len(spans)), bounds):
+        encoded = [data[starts[i]:ends[i]].tobytes() for i in group.tolist()]
+        columns.add_events(int(spans[group[0]]), _proto_events(encoded))
 
 
 # -- protobuf helpers -------------------------------------------------------------------------
@@ -366,17 +492,22 @@ def _bad_ids(name: str, tid: bytes, sid: bytes, pid: bytes) -> str:
 def _hex_ids(ids: list[bytes], width: int, names: list[str], kind: str | None) -> pa.Array:
     """Lower-case hex for a batch of ids. Empty or all-zero parents become null; an
     all-zero trace or span id (invalid in OTLP) is an error naming the span."""
-    n = len(ids)
     if kind is None:
         zero = bytes(width)
         joined = b"".join([i or zero for i in ids])
     else:
         joined = b"".join(ids)
-    raw = np.frombuffer(joined, np.uint8).reshape(n, width)
+    raw = np.frombuffer(joined, np.uint8).reshape(len(ids), width)
+    return _hex_columns(raw, names.__getitem__, kind)
+
+
+def _hex_columns(raw: np.ndarray, name_of: Callable[[int], str], kind: str | None) -> pa.Array:
+    """Lower-case hex for ids given as rows of bytes (see `_hex_ids`)."""
+    n, width = raw.shape
     valid = raw.any(axis=1)
     if kind is not None and not valid.all():
         i = int(np.flatnonzero(~valid)[0])
-        raise OtlpError(f"span {names[i]!r}: {kind} id is all zeros, which OTLP defines as invalid")
+        raise OtlpError(f"span {name_of(i)!r}: {kind} id is all zeros, which OTLP defines as invalid")
     text = _HEX[raw].reshape(-1)
     offsets = np.arange(0, (n + 1) * 2 * width, 2 * width, dtype=np.int32)
     validity = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))

@@ -30,11 +30,13 @@ from typing import Any
 import duckdb
 
 from stepscope.config import Config
+from stepscope.ingest import workers as worker_tasks
 from stepscope.ingest.formats import FormatError, Unit, read_units, request_unit
 from stepscope.ingest.units import OtlpError
 from stepscope.ingest.workers import (
     InlineExecutor,
     UnitResult,
+    give_back_memory,
     init_worker,
     normalised_steps,
     process_batch,
@@ -57,9 +59,11 @@ EXTRA_TASKS_IN_FLIGHT = 1
 # a worker holds a task's spans in memory several times over (about 250 MB here).
 TASK_BYTES = 16 * 1024 * 1024
 MAX_UNITS_PER_TASK = 256
-# Pending segments are published this many at a time: each publish scans the keys of
-# the stored segments once.
+# Pending segments are published several at a time, since each publish scans the keys
+# of the stored segments once: as soon as this many are ready, or this many rows (the
+# keys of the rows published together are held in memory at once).
 PUBLISH_SEGMENTS = 4
+PUBLISH_ROWS = 250_000
 # Worker processes are replaced after this many tasks between them.
 TASKS_PER_POOL = 40
 
@@ -124,14 +128,23 @@ class _FileJob:
 
 @dataclass
 class _Pending:
-    """A pending segment and whose rows it holds: (file, offset, rows) per unit."""
+    """A pending segment and whose rows it holds: (file, offset, rows) per unit.
+
+    A worker writes many tasks into one segment (`workers._HeldSegment`); the segment is
+    `complete` when the worker says so or its pool has shut down.
+    """
 
     path: str
     parts: list[tuple[_FileJob, int, int]] = field(default_factory=list)
+    complete: bool = False
 
     @property
     def ready(self) -> bool:
-        return all(job.finished for job, _, _ in self.parts)
+        return self.complete and all(job.finished for job, _, _ in self.parts)
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _, _, rows in self.parts)
 
     def excluded(self) -> list[tuple[int, int]]:
         return [(offset, rows) for job, offset, rows in self.parts if job.error is not None]
@@ -169,7 +182,8 @@ class _Runner:
         context.set_forkserver_preload(["stepscope.ingest.workers", "pandas"])
         self.tasks = 0
         return ProcessPoolExecutor(self.workers, mp_context=context,
-                                   initializer=init_worker, initargs=(self.config,))
+                                   initializer=init_worker,
+                                   initargs=(self.config, worker_tasks.SEGMENT_ROWS))
 
     def _renew_pool(self) -> None:
         """Replace the worker processes once the work in hand is done.
@@ -179,10 +193,17 @@ class _Runner:
         `max_tasks_per_child`: up to Python 3.15 it can leave the pool without workers
         (CPython gh-115634).
         """
+        self._shut_down_pool()
+        self.executor = self._new_pool()
+
+    def _shut_down_pool(self) -> None:
+        """Take every result back and stop the workers; as they stop, they complete their
+        pending segments, which are then ready to publish."""
         while self.tasks_out:
             self._collect_one()
         self.executor.shutdown(wait=True)
-        self.executor = self._new_pool()
+        for pending in self.pending.values():
+            pending.complete = True
 
     def submit(self, job: _FileJob, unit: Unit, position: int) -> None:
         """Queue a unit; it shares a task with the next units (of any file) up to TASK_BYTES."""
@@ -212,9 +233,12 @@ class _Runner:
             self._collect_one()
 
     def settle(self, wait: bool = False) -> None:
-        """Take back finished results (all of them when `wait`) and publish what is due."""
+        """Take back finished results and publish what is due; with `wait`, the end of
+        the run: every result, the workers stopped, everything published."""
         if wait:
             self._dispatch()
+            if isinstance(self.executor, ProcessPoolExecutor):
+                self._shut_down_pool()
         while self.tasks_out and (wait or self.tasks_out[0][1].done()):
             self._collect_one()
         self._publish_ready(final=wait)
@@ -227,8 +251,9 @@ class _Runner:
         for job, result in zip(jobs, future.result(), strict=True):
             job.outstanding -= 1
             if result.pending is not None:
-                self.pending.setdefault(result.pending, _Pending(result.pending)).parts.append(
-                    (job, result.offset, result.rows))
+                pending = self.pending.setdefault(result.pending, _Pending(result.pending))
+                pending.parts.append((job, result.offset, result.rows))
+                pending.complete = pending.complete or result.complete
             if result.error is not None:
                 job.fail(result.error)
             job.rejected_records.extend(result.rejected_records)
@@ -249,26 +274,37 @@ class _Runner:
                 self.report.reject(job.path, f"line {line}: {reason}")
 
     def _publish_ready(self, final: bool = False) -> None:
-        """Publish pending segments, in order, as far as their files are all finished:
-        several at a time (one scan of the stored keys for them all), any number at the
-        end."""
+        """Publish pending segments, in order, as far as they are ready: several at a
+        time (one scan of the stored keys for them all), up to PUBLISH_ROWS rows a time,
+        and everything at the end."""
         ready: list[_Pending] = []
         for pending in self.pending.values():
             if not pending.ready:
                 break
             ready.append(pending)
-        if not ready or (len(ready) < PUBLISH_SEGMENTS and not final):
+        rows = sum(pending.rows for pending in ready)
+        if not ready or (len(ready) < PUBLISH_SEGMENTS and rows < PUBLISH_ROWS and not final):
             return
-        files = []
+        group: list[_Pending] = []
         for pending in ready:
+            if group and sum(p.rows for p in group) + pending.rows > PUBLISH_ROWS:
+                self._publish(group)
+                group = []
+            group.append(pending)
+        self._publish(group)
+
+    def _publish(self, group: list[_Pending]) -> None:
+        files = []
+        for pending in group:
             del self.pending[pending.path]
             excluded = pending.excluded()
-            if sum(rows for _, rows in excluded) == sum(rows for _, _, rows in pending.parts):
+            if sum(rows for _, rows in excluded) == pending.rows:
                 self.store.discard_pending(pending.path)
             else:
                 files.append((pending.path, excluded))
         if files:
             self.report.add(self.store.publish_pending(files, con=self.scratch()))
+            give_back_memory()  # the keys just read: the parent waits a while before the next
 
     def scratch(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
@@ -279,7 +315,8 @@ class _Runner:
     def close(self) -> None:
         """Stop the workers; pending segments never published are deleted."""
         if isinstance(self.executor, ProcessPoolExecutor):
-            self.executor.shutdown(cancel_futures=True)
+            # Wait for the workers to stop, so that none is still writing a segment.
+            self.executor.shutdown(wait=True, cancel_futures=True)
         for _jobs, future, _ in self.tasks_out:
             if not future.cancelled() and future.done() and future.exception() is None:
                 for result in future.result():

@@ -4,7 +4,8 @@ Why not a Python regex per value: a batch holds millions of attribute values, an
 per-value Python call costs more than all the rest of ingest together. Instead a whole
 column of values goes through polars' string kernels (Rust's `regex` crate): every value
 is first tested against ONE combined pattern, and only the values that match go through
-the per-kind replacements, so each kind keeps its own `[REDACTED:kind]` token. (The same
+the per-kind replacements, so each kind keeps its own `[REDACTED:kind]` token; each
+replacement runs only on the texts its rule is found in (`_apply_rules`). (The same
 work in DuckDB's RE2 functions costs about five times as much: every replacement is a
 full scan there, whereas Rust's engine skips ahead to the literal parts of a pattern.)
 
@@ -112,6 +113,9 @@ RULES: tuple[Rule, ...] = (
 # float such as 0.6367380023002625 are kept.
 CARD_CANDIDATE = rf"(?:^|[^0-9.])[2-6](?:[0-9][ -]?){{11,17}}[0-9]{_B}"
 CARD_TOKEN = _token("card")
+# What every card candidate holds: a first digit, then at least 12 more digits, spaces or
+# dashes. A scan for this alone is twice as fast, so it picks the texts to search first.
+CARD_RUN = r"[2-6][0-9 -]{12}"
 
 
 def rules_for(mode: str) -> tuple[Rule, ...]:
@@ -152,32 +156,74 @@ def redact_values(values: list[str | None], mode: str = "redact") -> list[str | 
 
 
 def _apply_rules(texts: pl.Series, mode: str) -> pl.Series:
+    """Each rule of the policy in turn (cards between e-mail and phone), each only on the
+    texts where it can match.
+
+    A replacement copies every text it is given, and most texts hold only some kinds
+    of sensitive text, so each rule first finds its texts (a scan that copies nothing)
+    and replaces in those alone, which gives the same result as replacing in all of
+    them. The case-insensitive rules (key names, `bearer`, `password`) are the costly
+    ones to scan for, since their literals have too many case forms for the engine to
+    skip ahead to; they are looked for in the texts lower-cased, where the rule without
+    `(?i)` matches exactly where the rule matches the original: their literals are
+    lower-case and their classes hold both cases. That holds for ASCII text, so a text
+    with anything else in it is always given to the rule.
+    """
     rules = rules_for(mode)
     phone_at = next((i for i, r in enumerate(rules) if r.kind == "phone"), len(rules))
+    search = _Search(texts)
     for rule in rules[:phone_at]:
-        texts = texts.str.replace_all(rule.pattern, rule.replacement)
-    texts = _redact_cards(texts)
+        search.apply(rule)
+    search.texts = _redact_cards(search.texts)
+    search.lowered = None
     for rule in rules[phone_at:]:
-        texts = texts.str.replace_all(rule.pattern, rule.replacement)
-    return texts
+        search.apply(rule)
+    return search.texts
+
+
+class _Search:
+    """Texts being redacted, with their lower-cased form kept in step for the
+    case-insensitive rules."""
+
+    def __init__(self, texts: pl.Series):
+        self.texts = texts.clone()  # replaced in place from here on; the caller's stay
+        self.lowered: pl.Series | None = None
+        self.not_ascii = texts.str.len_bytes() != texts.str.len_chars()
+
+    def apply(self, rule: Rule) -> None:
+        if rule.pattern.startswith("(?i)"):
+            if self.lowered is None:
+                self.lowered = self.texts.str.to_lowercase()
+            found = self.lowered.str.contains(rule.pattern.removeprefix("(?i)")) | self.not_ascii
+        else:
+            found = self.texts.str.contains(rule.pattern)
+        where = found.fill_null(False).arg_true()
+        if len(where) == 0:
+            return
+        replaced = self.texts.gather(where).str.replace_all(rule.pattern, rule.replacement)
+        self.texts = self.texts.scatter(where, replaced)
+        if self.lowered is not None:
+            self.lowered = self.lowered.scatter(where, replaced.str.to_lowercase())
 
 
 def _redact_cards(texts: pl.Series) -> pl.Series:
     """Replace the card candidates that pass the Luhn check, in the texts holding one."""
-    found = texts.str.extract_all(CARD_CANDIDATE)
-    has = (found.list.len() > 0).fill_null(False)
-    if not has.any():
+    holding = texts.str.contains(CARD_RUN).fill_null(False).arg_true()
+    if len(holding) == 0:
         return texts
-    candidates = found.filter(has).explode().drop_nulls()
+    holding = holding.gather(texts.gather(holding).str.contains(CARD_CANDIDATE).arg_true())
+    if len(holding) == 0:
+        return texts
+    found = texts.gather(holding).str.extract_all(CARD_CANDIDATE)
+    candidates = found.explode().drop_nulls()
     # A match may start with the one character before the digits (see CARD_CANDIDATE).
     candidates = candidates.str.replace(r"^[^0-9]", "")
     valid = candidates.filter(pl.Series(luhn_valid(candidates.to_arrow()))).unique()
     if len(valid) == 0:
         return texts
-    where = has.arg_true()
     patterns = valid.to_list()
-    cleaned = texts.gather(where).str.replace_many(patterns, [CARD_TOKEN] * len(patterns))
-    return texts.scatter(where, cleaned)
+    cleaned = texts.gather(holding).str.replace_many(patterns, [CARD_TOKEN] * len(patterns))
+    return texts.scatter(holding, cleaned)
 
 
 def luhn_valid(candidates: pa.Array | pa.ChunkedArray) -> np.ndarray:

@@ -2,8 +2,13 @@
 
 Each function here runs in a worker process for large inputs, or in the calling process
 for small ones (`InlineExecutor`). A task's steps are written straight into the store as
-a pending segment (`Store.write_pending`), which no reader sees until the parent process
-publishes it, so the parent holds no data and the Parquet encoding runs in parallel.
+a pending segment, which no reader sees until the parent process publishes it, so the
+parent holds no data and the Parquet encoding runs in parallel.
+
+A worker process keeps its pending segment open across tasks (`_HeldSegment`), each task
+a row group, until it holds SEGMENT_ROWS rows or the worker stops: a bulk ingest then
+stores a few large segments, which readers scan as fast as compacted ones, instead of
+one small segment per task that they would pay for until a compaction rewrote every row.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
+from multiprocessing import util
 from typing import Any
 
 import duckdb
@@ -22,23 +28,34 @@ from stepscope.config import Config
 from stepscope.ingest.normalise import normalise
 from stepscope.ingest.otlp_decode import decode_unit
 from stepscope.ingest.units import OtlpError, Unit
-from stepscope.store import WRITER_FREED_MEMORY_KEPT, Store, scratch_connection
+from stepscope.store import (
+    SMALL_SEGMENT_ROWS,
+    WRITER_FREED_MEMORY_KEPT,
+    PendingSegment,
+    Store,
+    scratch_connection,
+)
 
 # A worker's scratch connection is replaced after this many normalisations, so that what
 # DuckDB's allocator keeps between queries cannot creep up over a long run.
 CALLS_PER_CONNECTION = 50
+# A worker completes its pending segment once it holds this many rows: a segment this
+# large is never compacted again.
+SEGMENT_ROWS = SMALL_SEGMENT_ROWS
 
 
 @dataclass
 class UnitResult:
     """A decoded unit: where its steps are (rows `offset` to `offset + rows` of a pending
-    segment) and the records rejected alone, or why the whole unit was rejected."""
+    segment, which may still be open for later tasks unless `complete`) and the records
+    rejected alone, or why the whole unit was rejected."""
 
     pending: str | None
     offset: int
     rows: int
     rejected_records: list[tuple[int, str]]
     error: str | None = None
+    complete: bool = True  # the pending segment is complete: nothing more is written to it
 
 
 def normalised_steps(unit: Unit, config: Config,
@@ -97,13 +114,45 @@ def normalise_raw(raw: pa.Table, config: Config, threads: int | None = None) -> 
     return steps
 
 
+class _HeldSegment:
+    """The pending segment a worker process writes its tasks into, across tasks."""
+
+    def __init__(self) -> None:
+        self.segment: PendingSegment | None = None
+        self.segment_rows = SEGMENT_ROWS
+
+    def write(self, steps: pa.Table, db: str | os.PathLike[str],
+              con: duckdb.DuckDBPyConnection) -> tuple[str, int, bool]:
+        """Append a task's steps: (segment path, offset of the first row, complete)."""
+        if self.segment is None:
+            self.segment = Store(db).open_pending()
+        segment = self.segment
+        offset = segment.write(steps, con=con)
+        if segment.rows < self.segment_rows:
+            return str(segment.path), offset, False
+        self.segment = None
+        return segment.close(), offset, True
+
+    def close(self) -> None:
+        """Complete the open segment (when the worker stops): the parent publishes every
+        segment of a pool once the pool has shut down."""
+        if self.segment is not None:
+            self.segment.close()
+            self.segment = None
+
+
+_held = _HeldSegment()
+
+
 def process_units(units: list[Unit], config: Config, db: str | os.PathLike[str],
-                  threads: int | None = None) -> list[UnitResult]:
+                  threads: int | None = None, *, hold: bool = False) -> list[UnitResult]:
     """Decode units (of one file or several), normalise them together, write them out.
 
     Normalising has a fixed cost per call (a large query to plan, about 70 ms), so the
     units of a task share one call and one pending segment; each unit's rows are a known
-    range of it, since each file is kept or rejected on its own.
+    range of it, since each file is kept or rejected on its own. With `hold` (worker
+    processes), the steps go into the worker's held segment rather than a file of
+    their own.
     """
     results: list[UnitResult | None] = [None] * len(units)
     decoded: list[tuple[int, pa.Table, list[tuple[int, str]]]] = []
@@ -122,13 +171,16 @@ def process_units(units: list[Unit], config: Config, db: str | os.PathLike[str],
             raise
         # One unit's spans break the shared call: normalise each alone to find it.
         return [result for unit in units
-                for result in process_batch([unit], config, db, threads)]
-    pending = (Store(db).write_pending(steps, con=_scratch.get(threads))
-               if steps is not None else None)
-    offset = 0
+                for result in process_batch([unit], config, db, threads, hold=hold)]
+    pending, offset, complete = None, 0, True
+    if steps is not None and hold:
+        pending, offset, complete = _held.write(steps, db, _scratch.get(threads))
+    elif steps is not None:
+        pending = Store(db).write_pending(steps, con=_scratch.get(threads))
     for i, raw, rejected in decoded:
         rows = raw.num_rows
-        results[i] = UnitResult(pending if rows else None, offset, rows, rejected)
+        results[i] = UnitResult(pending if rows else None, offset, rows, rejected,
+                                complete=complete)
         offset += rows
     return [r for r in results if r is not None]
 
@@ -136,20 +188,23 @@ def process_units(units: list[Unit], config: Config, db: str | os.PathLike[str],
 _worker_config: Config | None = None
 
 
-def init_worker(config: Config) -> None:
+def init_worker(config: Config, segment_rows: int = SEGMENT_ROWS) -> None:
     global _worker_config
     _worker_config = config
+    _held.segment_rows = segment_rows
+    # Run when the worker process exits, as the pool shuts down (atexit is not run there).
+    util.Finalize(_held, _held.close, exitpriority=10)
 
 
 def process_in_worker(units: list[Unit], db: str) -> list[UnitResult]:
     assert _worker_config is not None, "worker not initialised"
     try:
-        return process_batch(units, _worker_config, db, threads=1)
+        return process_batch(units, _worker_config, db, threads=1, hold=True)
     finally:
-        _give_back_memory()
+        give_back_memory()
 
 
-def _give_back_memory() -> None:
+def give_back_memory() -> None:
     """Return what the task freed to the system, so that the worker's resident memory
     falls back between tasks instead of staying at its peak (the workers of a run then
     rarely peak together)."""
@@ -165,9 +220,9 @@ except OSError:  # not glibc
 
 
 def process_batch(units: list[Unit], config: Config, db: str | os.PathLike[str],
-                  threads: int | None = None) -> list[UnitResult]:
+                  threads: int | None = None, *, hold: bool = False) -> list[UnitResult]:
     try:
-        return process_units(units, config, db, threads)
+        return process_units(units, config, db, threads, hold=hold)
     except OtlpError as exc:  # a lone unit that cannot be normalised
         return [UnitResult(None, 0, 0, [], str(exc))]
 

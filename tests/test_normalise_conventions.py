@@ -471,3 +471,37 @@ def test_flattened_messages_join_in_message_order_however_many():
     row = one([span("chat b", trace=1, span=2, attributes={
         "openinference.span.kind": "LLM", **many})])
     assert row["input_content"] == "\n".join(f"m{i}" for i in range(40))
+
+
+def test_text_that_only_looks_like_json_is_taken_as_text():
+    # Redaction can make a message start with "[": it is text, not a JSON array.
+    row = one([span("chat gpt-4o", trace=1, span=1, parent=9, attributes={
+        "gen_ai.operation.name": "chat",
+        "llm.invocation_parameters": "[model: gpt-4o",
+        "gen_ai.input.messages": "[REDACTED:email] wrote about order 7",
+        "gen_ai.output.messages": "[1, 2",
+        "langfuse.observation.usage_details": "{not json",
+        "langfuse.observation.cost_details": "{also not json",
+        "langfuse.observation.input": '"unterminated',
+    })], config(privacy={"content": "keep"}))
+    assert row["input_content"] == "[REDACTED:email] wrote about order 7"
+    assert row["output_content"] == "[1, 2"
+    assert row["request_model"] is None  # parameters given as broken JSON name no model
+    assert row["finish_reason"] is None
+    assert row["reported_cost_usd"] is None
+
+
+def test_message_text_is_never_a_finish_reason():
+    # gen_ai.output.messages is JSON by the conventions; given as plain text, it is the
+    # output content, and no finish reason can be read from it.
+    row = one(llm("chat gpt-4o", **{
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.output.messages": "Stop. Reinstall the driver, then restart the printer.",
+    }), config(privacy={"content": "keep"}))
+    assert row["finish_reason"] is None
+    assert row["output_content"] == "Stop. Reinstall the driver, then restart the printer."
+    row = one(llm("chat gpt-4o", **{
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.response.finish_reasons": "length",  # a plain scalar where JSON is usual
+    }))
+    assert row["finish_reason"] == "length"

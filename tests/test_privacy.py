@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from normalise_helpers import attrs, config, one
 from otlp_builders import STATUS_ERROR, T0, exception_event, span
 
-from stepscope.ingest.privacy import redact_values
+from stepscope.ingest import privacy
+from stepscope.ingest.privacy import redact_values, rules_for
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -37,6 +41,26 @@ from stepscope.ingest.privacy import redact_values
 ])
 def test_each_kind_is_masked(text, expected):
     assert redact_values([text], "redact") == [expected]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("PaSsWoRd=hunter2", "PaSsWoRd=[REDACTED:password]"),
+    ("BEARER abc.def-1", "BEARER [REDACTED:bearer]"),
+    ("X-API-KEY: zz", "X-API-KEY: [REDACTED:api_key]"),
+    # Not ASCII: case folding goes beyond A-Z (the long s folds to s, the Kelvin sign to
+    # k), so these texts are always searched with the case-insensitive rule itself.
+    ("café paſſword=x", "café paſſword=[REDACTED:password]"),
+    ("api_\u212aey=abc", "api_\u212aey=[REDACTED:api_key]"),
+    ("naïve secret_key: v", "naïve secret_key: [REDACTED:api_key]"),
+])
+def test_case_insensitive_rules_match_any_case(text, expected):
+    assert redact_values([text, "plain words"], "keep") == [expected, "plain words"]
+
+
+def test_every_rule_after_the_others_sees_their_replacements():
+    text = "sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8t password=hunter2 jane@example.com 4111 1111 1111 1111"
+    assert redact_values([text], "redact") == [
+        "[REDACTED:api_key] password=[REDACTED:password] [REDACTED:email] [REDACTED:card]"]
 
 
 @pytest.mark.parametrize("text", [
@@ -120,3 +144,31 @@ def test_spans_with_nothing_sensitive_are_stored_unchanged():
         "gen_ai.operation.name": "chat", "gen_ai.input.messages": "[]", "n": 4111})])
     assert attrs(row) == {"gen_ai.operation.name": "chat", "gen_ai.input.messages": "[]",
                           "n": "4111"}
+
+
+def _every_rule_on_every_text(texts: list[str], mode: str) -> list[str]:
+    """The policy applied the plain way: each rule replaced in every text, in order."""
+    series = pl.Series(texts, dtype=pl.String)
+    rules = rules_for(mode)
+    phone_at = next(i for i, r in enumerate(rules) if r.kind == "phone") if mode != "keep" else len(rules)
+    for rule in rules[:phone_at]:
+        series = series.str.replace_all(rule.pattern, rule.replacement)
+    series = privacy._redact_cards(series)
+    for rule in rules[phone_at:]:
+        series = series.str.replace_all(rule.pattern, rule.replacement)
+    return series.to_list()
+
+
+_FRAGMENTS = ["password", "PassWord", "paſſword", "pwd", "api_key", "API-KEY", "secret_key",
+              "bearer", "Bearer", "token", "=", ": ", '"', "\\\"", " ", "hunter2", "é", "K",
+              "sk-", "Ab3dEf6hIj9kLm2nOp5qRs8t", "jane@example.com", "+1 415 555 0132",
+              "4111 1111 1111 1111", "4111 1111 1111 1112", "12345", "eyJhbGciOiJIUzI1NiJ9", "."]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_FRAGMENTS), max_size=12).map("".join), max_size=20),
+       st.sampled_from(["keep", "redact"]))
+def test_searching_before_replacing_changes_nothing(texts, mode):
+    expected = [t if len(t) < privacy.MIN_SENSITIVE_LENGTH else r
+                for t, r in zip(texts, _every_rule_on_every_text(texts, mode), strict=True)]
+    assert redact_values(texts, mode) == expected

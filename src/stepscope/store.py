@@ -291,13 +291,17 @@ class Store:
         writes its own Parquet file, outside the write lock, and the one process that
         knows which rows may be stored publishes the files one after another.
         """
-        spec = DATASETS[dataset]
-        with _scratch(con) as scratch:
-            table = conforming_rows(scratch, rows, spec)
+        pending = self.open_pending(dataset)
+        pending.write(rows, con=con)
+        return pending.close()
+
+    def open_pending(self, dataset: str = "steps") -> PendingSegment:
+        """A pending segment to write batch after batch (each a row group), then close
+        and publish: a writer that produces many batches makes one large segment instead
+        of many small ones, which readers would otherwise pay for until compaction."""
         folder = SEGMENT_DIR if dataset == "steps" else f"datasets/{dataset}"
         rel = f"{folder}/{PENDING_PREFIX}{uuid.uuid4().hex}.parquet"
-        self._write_file(self.path / rel, [table], table.schema, spec.time_column)
-        return str(self.path / rel)
+        return PendingSegment(self.path / rel, DATASETS[dataset])
 
     def publish_pending(self, files: list[tuple[str | os.PathLike[str], Iterable[tuple[int, int]]]],
                         *, dataset: str = "steps",
@@ -558,10 +562,7 @@ class Store:
         """Write rows as Parquet and fsync; (rows, first time, last time)."""
         target.parent.mkdir(parents=True, exist_ok=True)
         rows, lo, hi = 0, None, None
-        dictionaried = [name for name in schema.names if name not in UNDICTIONARIED]
-        with pq.ParquetWriter(target, schema, compression="zstd",
-                              compression_level=PARQUET_ZSTD_LEVEL,
-                              use_dictionary=dictionaried) as writer:
+        with _parquet_writer(target, schema) as writer:
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
@@ -616,6 +617,49 @@ class Store:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+
+
+class PendingSegment:
+    """A pending segment being written (`Store.open_pending`): rows go in batch after
+    batch, at known offsets, and `close` completes the file for `publish_pending`."""
+
+    def __init__(self, path: Path, spec: Dataset):
+        self.path = path
+        self.spec = spec
+        self.rows = 0
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, rows: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> int:
+        """Append rows (a table conforming to the dataset, key column added here); returns
+        the offset of the first of them in the segment."""
+        with _scratch(con) as scratch:
+            table = conforming_rows(scratch, rows, self.spec)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _parquet_writer(self.path, table.schema)
+        offset = self.rows
+        if table.num_rows:
+            self._writer.write(table, row_group_size=PARQUET_ROW_GROUP_ROWS)
+            self.rows += table.num_rows
+        return offset
+
+    def close(self) -> str:
+        """Complete the file (footer, fsync); returns its path."""
+        if self._writer is None:
+            self._writer = _parquet_writer(self.path, arrow_schema(self.spec.columns).append(
+                pa.field("span_key", pa.uint64())))
+        self._writer.close()
+        with open(self.path, "rb") as handle:
+            os.fsync(handle.fileno())
+        return str(self.path)
+
+
+def _parquet_writer(target: Path, schema: pa.Schema) -> pq.ParquetWriter:
+    """The writer every segment is written with: zstd at level 1, dictionaries only on
+    columns that repeat (see UNDICTIONARIED)."""
+    dictionaried = [name for name in schema.names if name not in UNDICTIONARIED]
+    return pq.ParquetWriter(target, schema, compression="zstd",
+                            compression_level=PARQUET_ZSTD_LEVEL, use_dictionary=dictionaried)
 
 
 class ReadConnection:

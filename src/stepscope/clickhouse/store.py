@@ -42,6 +42,8 @@ from stepscope.store import STORE_FORMAT, AppendResult, Store, StoreError, confo
 DATA_TABLES = {"steps": "steps_data", "content_events": "content_events_data"}
 # Traces looked up per query when counting a batch's duplicates.
 LOOKUP_TRACES = 5_000
+# Rows of a pending file inserted at a time.
+PUBLISH_BATCH_ROWS = 50_000
 
 
 class ClickHouseStore:
@@ -160,19 +162,29 @@ class ClickHouseStore:
     def publish_pending(self, files: list[tuple[str | os.PathLike[str], Any]], *,
                         dataset: str = "steps",
                         con: duckdb.DuckDBPyConnection | None = None) -> AppendResult:
-        """Insert files of `write_pending` (leaving out the given row ranges) and delete them."""
+        """Insert files of `write_pending` (leaving out the given row ranges) and delete them.
+
+        A file is read and inserted `PUBLISH_BATCH_ROWS` at a time, so a large pending
+        segment never sits in memory whole; a span repeated in a later batch is found
+        stored by then and counts as a duplicate, as within one batch.
+        """
         spec = DATASETS[dataset]
+        stored = duplicates = 0
         try:
-            parts = []
             for path, exclude in files:
-                table = pq.read_table(path)
-                keep = np.ones(table.num_rows, dtype=bool)
-                for offset, count in exclude:
-                    keep[offset:offset + count] = False
-                parts.append(table.filter(pa.array(keep)) if not keep.all() else table)
-            if not parts:
-                return AppendResult(0, 0)
-            return self._insert_new(pa.concat_tables(parts), spec)
+                offset = 0
+                for batch in pq.ParquetFile(path).iter_batches(PUBLISH_BATCH_ROWS):
+                    keep = np.ones(batch.num_rows, dtype=bool)
+                    for start, count in exclude:
+                        lo, hi = max(start - offset, 0), min(start + count - offset, batch.num_rows)
+                        if lo < hi:
+                            keep[lo:hi] = False
+                    offset += batch.num_rows
+                    table = pa.Table.from_batches([batch])
+                    result = self._insert_new(table if keep.all() else table.filter(pa.array(keep)), spec)
+                    stored += result.stored
+                    duplicates += result.duplicates
+            return AppendResult(stored=stored, duplicates=duplicates)
         finally:
             for path, _ in files:
                 Path(path).unlink(missing_ok=True)
