@@ -9,10 +9,16 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 
+import pyarrow as pa
 import pytest
 from clickhouse_support import assert_same_value, chdb_url
+from ingest_support import write_files
+from otlp_builders import agent_trace, hex_trace, request_of, resource_spans, span, to_protobuf
 from steps_factory import make_runs
 
+import stepscope.clickhouse.store as clickhouse_store
+import stepscope.ingest.formats as formats
+import stepscope.ingest.pipeline as pipeline
 from stepscope.analytics import kpis
 from stepscope.analytics.filters import Filters
 from stepscope.clickhouse.location import LocationError, parse_location
@@ -147,8 +153,6 @@ def test_one_batch_sent_by_two_writers_at_once_is_stored_once(chdb_root) -> None
 def test_a_batch_with_repeated_spans_stores_each_once(chdb_root) -> None:
     store = open_store(chdb_url(chdb_root, "repeats"), create=True)
     batch = make_runs(10)
-    import pyarrow as pa
-
     result = store.append_steps(pa.concat_tables([batch, batch.slice(0, 5)]))
     assert (result.stored, result.duplicates) == (30, 5)
     assert store.row_count() == 30
@@ -198,3 +202,23 @@ def test_retention_days_expires_whole_days_of_steps_and_content(chdb_root) -> No
     assert "TTL toDate(start_time) + toIntervalDay(30)" in ddl["steps_data"]
     assert "toIntervalDay(30)" in ddl["content_events_data"]
     assert all("ttl_only_drop_parts = 1" in text for text in ddl.values())
+
+
+def test_nothing_of_a_large_rejected_file_is_inserted(chdb_root, tmp_path, monkeypatch) -> None:
+    """As on the embedded store (test_ingest_bad_input): the bad span comes last, after
+    units of the file were written into pending segments shared with the good file; the
+    pending files are inserted a few rows at a time, so the excluded ranges cross batches."""
+    monkeypatch.setattr(formats, "UNIT_BYTES", 8_000)
+    monkeypatch.setattr(pipeline, "TASK_BYTES", 16_000)
+    monkeypatch.setattr(clickhouse_store, "PUBLISH_BATCH_ROWS", 7)
+    bad_tail = resource_spans([span("last", trace=b"\x07" * 15, span=1)])
+    big_bad = to_protobuf(request_of(*(resource_spans(agent_trace(n)) for n in range(10, 60)), bad_tail))
+    big_good = to_protobuf(request_of(*(resource_spans(agent_trace(n)) for n in range(60, 100))))
+    bad, good = write_files(tmp_path, {"big-bad.pb": big_bad, "big-good.pb": big_good})
+    store = open_store(chdb_url(chdb_root, "rejected"), create=True)
+    report = ingest_paths(store, [bad, good], Config(), workers=1)
+    assert [r["file"] for r in report.rejected] == [str(bad)]
+    assert report.spans_stored == store.row_count() == 120
+    traces = store.client.query_arrow("SELECT DISTINCT trace_id FROM rejected.steps").column(0)
+    assert len(traces) == 40 and min(traces.to_pylist()) == hex_trace(60)
+    assert list(store.path.rglob(".pending-*")) == []
