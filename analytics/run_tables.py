@@ -138,9 +138,8 @@ def segment_steps(con: ReadConnection, segments: Sequence[int] | None) -> str:
     files = sorted(file for file, segment in state.segments.items() if segment in chosen)
     if not files:
         return "(" + runner.render_sql("step_source") + " WHERE FALSE)"
-    if con.dialect == "clickhouse":       # segments are day partitions `YYYY-MM-DD:identity`
-        days = ", ".join(_quoted(f.split(":", 1)[0]) for f in files)
-        return "(" + runner.render_sql("partition_steps", days=days) + ")"
+    if con.dialect == "clickhouse":
+        return _partition_source(files)
     return "(" + runner.render_sql(
         "segment_steps", file="[" + ", ".join(_quoted(f) for f in files) + "]") + ")"
 
@@ -259,12 +258,29 @@ def _removed_share(con: ReadConnection, removed: list[int]) -> float:
 
 def _segment_source(con: ReadConnection, segment: str) -> str:
     """The steps of one store segment, as a subquery to compute its parts from: a
-    Parquet file of the embedded store, or a day partition (`YYYY-MM-DD:identity`) of a
-    ClickHouse store."""
+    Parquet file of the embedded store, or a partition of a ClickHouse store."""
     if con.dialect == "clickhouse":
-        day = segment.split(":", 1)[0]
-        return "(" + runner.render_sql("partition_steps", days=_quoted(day)) + ")"
+        return _partition_source([segment])
     return "(" + runner.render_sql("segment_steps", file=_quoted(segment)) + ")"
+
+
+# A ClickHouse store's partitions are days (`2026-11-15:identity`) or hours
+# (`2026-11-15T07:identity`); each, the period of a step's start that selects it.
+_PERIODS = {
+    "day": ("CAST(s.start_time AS DATE)", "CAST({} AS DATE)"),
+    "hour": ("date_trunc('hour', s.start_time)", "CAST({} AS TIMESTAMP)"),
+}
+
+
+def _partition_source(segments: Sequence[str]) -> str:
+    """The steps of some partitions of a ClickHouse store (all of one size), as a subquery."""
+    starts = [segment.split(":", 1)[0] for segment in segments]
+    size = "hour" if "T" in starts[0] else "day"
+    period, literal = _PERIODS[size]
+    values = (start.replace("T", " ") + ":00:00" if size == "hour" else start for start in starts)
+    return "(" + runner.render_sql(
+        "partition_steps", period=period,
+        starts=", ".join(literal.format(_quoted(v)) for v in values)) + ")"
 
 
 def _quoted(text: str) -> str:

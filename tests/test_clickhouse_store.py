@@ -53,6 +53,9 @@ def test_server_urls(monkeypatch) -> None:
 def test_chdb_urls(tmp_path) -> None:
     location = parse_location(f"chdb://{tmp_path}/data?database=demo&retention_days=30")
     assert (location.kind, location.database, location.retention_days) == ("chdb", "demo", 30)
+    assert (location.partition, location.refresh_seconds) == ("day", 0.0)
+    tuned = parse_location(f"chdb://{tmp_path}/data?partition=hour&refresh_seconds=60")
+    assert (tuned.partition, tuned.refresh_seconds) == ("hour", 60.0)
     assert location.chdb_path == str(tmp_path / "data")
     assert location.state_dir == str(tmp_path / "data" / "state")
 
@@ -64,6 +67,8 @@ def test_chdb_urls(tmp_path) -> None:
     ("clickhouse://h/db?colour=red", "unknown option 'colour'"),
     ("clickhouse://h/db?retention_days=0", "retention_days"),
     ("chdb://", "needs a directory"),
+    ("clickhouse://h/db?partition=week", "partition must be day or hour"),
+    ("clickhouse://h/db?refresh_seconds=soon", "refresh_seconds"),
 ])
 def test_bad_urls_say_what_is_wrong(url, complaint) -> None:
     with pytest.raises(LocationError, match=complaint):
@@ -222,3 +227,17 @@ def test_nothing_of_a_large_rejected_file_is_inserted(chdb_root, tmp_path, monke
     traces = store.client.query_arrow("SELECT DISTINCT trace_id FROM rejected.steps").column(0)
     assert len(traces) == 40 and min(traces.to_pylist()) == hex_trace(60)
     assert list(store.path.rglob(".pending-*")) == []
+
+
+def test_a_reader_takes_in_new_data_at_most_every_refresh_seconds(chdb_root) -> None:
+    import time
+
+    url = chdb_url(chdb_root, "throttled")
+    store = open_store(url, create=True)
+    store.append_steps(make_runs(3, start=parse_instant("2026-11-10T10:00Z")))
+    with open_store(url + "&refresh_seconds=1").connect() as con:
+        assert kpis(con, None, ())["runs"].to_list() == [3]
+        store.append_steps(make_runs(2, start=parse_instant("2026-11-10T11:00Z")))
+        assert kpis(con, None, ())["runs"].to_list() == [3]       # within the second
+        time.sleep(1.1)
+        assert kpis(con, None, ())["runs"].to_list() == [5]

@@ -1,7 +1,7 @@
 -- Per store segment, run, step kind and price row: the model calls with their tokens and
 -- cost, as sums that merge over segments. The price row names model, provider and source.
 SELECT
-    {{segment}} AS segment,
+    CAST({{segment}} AS INTEGER) AS segment,
     ps.trace_id,
     ps.step_kind,
     ps.price_id,

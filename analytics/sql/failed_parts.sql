@@ -2,7 +2,7 @@
 -- clusters read. Failures are a few percent of the steps, so clustering any window for
 -- any run filter reads these instead of the store; the runs' facts come from run_facts.
 SELECT
-    {{segment}} AS segment,
+    CAST({{segment}} AS INTEGER) AS segment,
     s.trace_id,
     s.start_time_ns,
     s.error_type,

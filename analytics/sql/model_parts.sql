@@ -1,7 +1,7 @@
 -- Per store segment and run: the chat/completion models it used (from the segment's
 -- cost_parts and the labels of the price table).
 SELECT DISTINCT
-    {{segment}} AS segment,
+    CAST({{segment}} AS INTEGER) AS segment,
     cp.trace_id,
     p.model_label AS model
 FROM cost_parts cp

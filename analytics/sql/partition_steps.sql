@@ -1,3 +1,4 @@
--- The steps of day partitions of a ClickHouse store (the unit its run tables are
--- built from, as a segment file is in the embedded store).
-SELECT s.* FROM steps s WHERE CAST(s.start_time AS DATE) IN ({{days}})
+-- The steps of some partitions of a ClickHouse store, the unit its run tables are built
+-- from (as a segment file is in the embedded store): `period` is the day or the hour of
+-- a step's start, `starts` the partitions' days or hours.
+SELECT s.* FROM steps s WHERE {{period}} IN ({{starts}})

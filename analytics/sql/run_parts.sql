@@ -59,7 +59,7 @@ calls AS (
     GROUP BY cp.trace_id
 )
 SELECT
-    {{segment}} AS segment,
+    CAST({{segment}} AS INTEGER) AS segment,
     c.trace_id,
     c.has_root,
     ro.root_span_id,

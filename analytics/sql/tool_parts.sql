@@ -3,7 +3,7 @@
 -- rows, not sums; but a few columns of a third of the steps, kept in the connection,
 -- answer a per-tool question for any run filter without scanning the store.
 SELECT
-    {{segment}} AS segment,
+    CAST({{segment}} AS INTEGER) AS segment,
     s.trace_id,
     s.step_kind,
     s.tool_name,

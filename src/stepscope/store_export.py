@@ -14,6 +14,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stepscope.clickhouse.reader import duckdb_types
+from stepscope.clickhouse.store import partition_condition
 from stepscope.schema import STEP_COLUMN_NAMES, STEP_COLUMNS, arrow_schema
 from stepscope.store import _sql_path
 from stepscope.stores import AnyStore
@@ -107,7 +108,7 @@ def export_steps(store: AnyStore, out: str | None, fmt: str, since: datetime | N
 
 def _export_clickhouse(store: ClickHouseStore, out: str | None, fmt: str, since: datetime | None,
                        until: datetime | None, workflows: list[str]) -> int:
-    """The same export from a ClickHouse store, a day partition at a time (bounded memory)."""
+    """The same export from a ClickHouse store, a partition at a time (bounded memory)."""
     database = store.location.database
     where, params = ["TRUE"], {}
     if since is not None:
@@ -127,9 +128,9 @@ def _export_clickhouse(store: ClickHouseStore, out: str | None, fmt: str, since:
     rows, writer = 0, None
     sink = out if out else sys.stdout.buffer
     try:
-        for day in (p.split(":", 1)[0] for p in store.partitions()):
+        for start in (p.split(":", 1)[0] for p in store.partitions()):
             query = (f"SELECT {', '.join(columns)} FROM {database}.steps s "
-                     f"WHERE toDate(s.start_time) = toDate('{day}') AND {' AND '.join(where)} "
+                     f"WHERE {partition_condition(start)} AND {' AND '.join(where)} "
                      "ORDER BY s.start_time_ns, s.trace_id, s.span_id")
             table = duckdb_types(store.client.query_arrow(query, params))
             table = table.cast(_export_schema(table.schema, fmt))

@@ -34,6 +34,8 @@ SESSION_SETTINGS: dict[str, Any] = {
     # A span's copies always share a day partition (stepscope.clickhouse.tables), so FINAL
     # may dedupe each partition alone: a third of the time for a day's run tables.
     "do_not_merge_across_partitions_select_final": 1,
+    # A batch of old files (a backfill, an import) may span days of hour partitions.
+    "max_partitions_per_insert_block": 0,
 }
 INSTALL_HINT = "pip install 'stepscope[clickhouse]'"
 

@@ -8,9 +8,16 @@
   (`chdb`), storing its data under the directory: the ClickHouse backend on one machine,
   for trying it and for tests. One process at a time may use a chdb directory.
 
-Both take `?state_dir=DIR`: the local directory for what is not steps (alert state,
-`stepscope serve`'s spool, files between ingest workers). By default it is
-`./stepscope-state/<host>-<port>-<database>` (for chdb, `state/` inside its directory).
+Both take options after `?`:
+
+* `state_dir=DIR`: the local directory for what is not steps (alert state, `stepscope
+  serve`'s spool, files between ingest workers). By default it is
+  `./stepscope-state/<host>-<port>-<database>` (for chdb, `state/` inside its directory).
+* `retention_days=N` and `partition=day|hour`: how a new steps table expires and is
+  partitioned (stepscope.clickhouse.tables); hours for a billion spans a day.
+* `refresh_seconds=S`: a reader (the dashboard, `alerts run`) takes in new data at most
+  this often, so that live ingest into a busy store does not make every page view
+  re-read the partitions that just changed (default 0: always).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 SCHEMES = ("clickhouse", "clickhouses", "chdb")
@@ -27,7 +35,8 @@ DEFAULT_DATABASE = "stepscope"
 PASSWORD_ENV = "STEPSCOPE_CLICKHOUSE_PASSWORD"
 STATE_ROOT = "stepscope-state"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_OPTIONS = {"state_dir", "secure", "database", "retention_days"}
+_OPTIONS = {"state_dir", "secure", "database", "retention_days", "partition", "refresh_seconds"}
+PARTITION_SIZES = ("day", "hour")
 
 
 class LocationError(ValueError):
@@ -53,6 +62,8 @@ class ClickHouseLocation:
     chdb_path: str = ""
     state_dir: str = ""
     retention_days: int | None = None
+    partition: str = "day"
+    refresh_seconds: float = 0.0
 
     @property
     def display(self) -> str:
@@ -76,7 +87,7 @@ def parse_location(url: str, *, flag: str = "--db",
     if unknown:
         raise LocationError(f"{flag} {_safe(url)}: unknown option {unknown[0]!r}; "
                             f"known: {', '.join(sorted(_OPTIONS))}")
-    retention = _retention(url, options.get("retention_days"), flag)
+    tuning = _tuning(url, options, flag)
     if parts.scheme == "chdb":
         path = unquote(parts.netloc + parts.path)
         if not path:
@@ -84,7 +95,7 @@ def parse_location(url: str, *, flag: str = "--db",
         database = _database(url, options.get("database") or default_database, flag)
         state = options.get("state_dir") or str(Path(path) / "state")
         return ClickHouseLocation("chdb", database, chdb_path=str(Path(path).resolve()),
-                                  state_dir=state, retention_days=retention)
+                                  state_dir=state, **tuning)
     if parts.scheme not in ("clickhouse", "clickhouses"):
         raise LocationError(f"{flag} {_safe(url)}: not a ClickHouse URL "
                             "(clickhouse://user@host:8123/database or chdb:///dir)")
@@ -102,7 +113,7 @@ def parse_location(url: str, *, flag: str = "--db",
     return ClickHouseLocation(
         "http", database, host=parts.hostname, port=port,
         user=unquote(parts.username) if parts.username else "default", password=password,
-        secure=secure, state_dir=state, retention_days=retention,
+        secure=secure, state_dir=state, **tuning,
     )
 
 
@@ -113,12 +124,28 @@ def _database(url: str, name: str, flag: str) -> str:
     return name
 
 
-def _retention(url: str, text: str | None, flag: str) -> int | None:
-    if text is None or text == "":
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise LocationError(f"{flag} {_safe(url)}: retention_days must be a whole number of days ≥ 1")
-    return int(text)
+def _tuning(url: str, options: dict[str, str], flag: str) -> dict[str, Any]:
+    """retention_days, partition and refresh_seconds, checked."""
+    tuning: dict[str, Any] = {}
+    retention = options.get("retention_days", "")
+    if retention:
+        if not retention.isdigit() or int(retention) < 1:
+            raise LocationError(f"{flag} {_safe(url)}: retention_days must be a whole number "
+                                "of days ≥ 1")
+        tuning["retention_days"] = int(retention)
+    partition = options.get("partition", "") or "day"
+    if partition not in PARTITION_SIZES:
+        raise LocationError(f"{flag} {_safe(url)}: partition must be day or hour, not {partition!r}")
+    tuning["partition"] = partition
+    refresh = options.get("refresh_seconds", "") or "0"
+    try:
+        tuning["refresh_seconds"] = float(refresh)
+    except ValueError:
+        tuning["refresh_seconds"] = -1.0
+    if not 0 <= tuning["refresh_seconds"] < 86_400:
+        raise LocationError(f"{flag} {_safe(url)}: refresh_seconds must be a number of seconds "
+                            "from 0 to 86399")
+    return tuning
 
 
 def _safe(url: str) -> str:

@@ -6,10 +6,10 @@ the per-run tables from. Here:
 
 * a connection is one ClickHouse session, so the run tables are session temporary
   tables (`ENGINE = Memory`), private to it, as DuckDB's are to its connection;
-* the store's segments are its day partitions, each identified by its highest block
-  number and data version: an insert into a day changes its identity, a background
-  merge (which only rewrites parts) does not, so the analytics re-read exactly the days
-  that received data;
+* the store's segments are its partitions (days, or hours), each identified by its
+  highest block number and latest mutation: an insert into a day changes its identity,
+  a background merge (which only rewrites parts) does not, so the analytics re-read
+  exactly the partitions that received data, at most every `refresh_seconds`;
 * results come back with DuckDB's types (signed integers, UTC timestamps without a
   zone), so the analytics above them never ask which engine answered.
 
@@ -19,6 +19,9 @@ Queries arrive already in ClickHouse's dialect (stepscope.analytics.runner trans
 from __future__ import annotations
 
 import contextlib
+import math
+import re
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +32,11 @@ from stepscope.clickhouse.client import Client, connect
 if TYPE_CHECKING:
     from stepscope.clickhouse.store import ClickHouseStore
 
+# The run tables live on disk, compressed, rather than in memory: they hold a few rows
+# per run, so a reader of a large store would otherwise need gigabytes of memory per
+# million runs (measured: 2.5 KB a run in Memory tables, 0.75 KB as MergeTree parts).
+TEMP_ENGINE = "ENGINE = MergeTree ORDER BY tuple()"
+_READS_A_TABLE = re.compile(r"\bSELECT\b", re.IGNORECASE)
 _ARROW_TO_CLICKHOUSE = {
     pa.string(): "String", pa.large_string(): "String", pa.int64(): "Int64", pa.int32(): "Int32",
     pa.float64(): "Float64", pa.bool_(): "Bool", pa.timestamp("us"): "DateTime64(6, 'UTC')",
@@ -46,12 +54,21 @@ class ClickHouseReadConnection:
         self.client: Client = connect(store.location, database=store.location.database)
         self._segments: list[str] = []
         self._generation: tuple[str, ...] | None = None
+        self._checked_at = -math.inf
         self.refresh()
 
     # -- what the store holds -----------------------------------------------------------
 
     def refresh(self) -> bool:
-        """Re-read the store's day partitions; returns True when they changed."""
+        """Re-read the store's partitions; returns True when they changed.
+
+        With the location's `refresh_seconds`, at most that often: until then the
+        connection keeps answering from the data it has.
+        """
+        now = time.monotonic()
+        if now - self._checked_at < self.store.location.refresh_seconds:
+            return False
+        self._checked_at = now
         segments = tuple(self.store.partitions(self.client))
         if segments == self._generation:
             return False
@@ -68,15 +85,26 @@ class ClickHouseReadConnection:
         return duckdb_types(self.client.query_arrow(sql, params))
 
     def create_temp_table(self, table: str, sql: str, params: dict[str, Any] | None = None) -> None:
-        self.client.command(f"CREATE OR REPLACE TEMPORARY TABLE {table} ENGINE = Memory AS {sql}",
+        self.client.command(f"CREATE OR REPLACE TEMPORARY TABLE {table} {TEMP_ENGINE} AS {sql}",
                             params)
 
     def insert_into(self, table: str, sql: str, params: dict[str, Any] | None = None) -> None:
         self.client.command(f"INSERT INTO {table} {sql}", params)
 
     def delete_where(self, table: str, condition: str) -> None:
-        self.client.command(f"ALTER TABLE {table} DELETE WHERE {condition} "
-                            "SETTINGS mutations_sync = 2")
+        """Delete rows of a run table: as a mutation when the condition stands alone; by
+        keeping the other rows when it reads another table (a mutation runs outside the
+        session and cannot see its temporary tables)."""
+        if not _READS_A_TABLE.search(condition):
+            self.client.command(f"ALTER TABLE {table} DELETE WHERE {condition} "
+                                "SETTINGS mutations_sync = 2")
+            return
+        kept = f"{table}__kept"
+        self.client.command(f"CREATE OR REPLACE TEMPORARY TABLE {kept} {TEMP_ENGINE} AS "
+                            f"SELECT * FROM {table} WHERE NOT ifNull(({condition}), false)")
+        self.client.command(f"CREATE OR REPLACE TEMPORARY TABLE {table} {TEMP_ENGINE} AS "
+                            f"SELECT * FROM {kept}")
+        self.client.command(f"DROP TEMPORARY TABLE {kept}")
 
     def drop_table(self, table: str) -> None:
         self.client.command(f"DROP TEMPORARY TABLE IF EXISTS {table}")
@@ -85,7 +113,7 @@ class ClickHouseReadConnection:
         """A temporary table holding an Arrow table (e.g. the price table)."""
         columns = ", ".join(f"`{f.name}` {_nullable(f.type)}" for f in data.schema)
         self.client.command(f"DROP TEMPORARY TABLE IF EXISTS {table}")
-        self.client.command(f"CREATE TEMPORARY TABLE {table} ({columns}) ENGINE = Memory")
+        self.client.command(f"CREATE TEMPORARY TABLE {table} ({columns}) {TEMP_ENGINE}")
         if data.num_rows:
             self.client.insert_arrow(table, data)
 

@@ -106,7 +106,8 @@ class ClickHouseStore:
     def _create(self) -> None:
         database = self.location.database
         self.client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-        for statement in (*steps_ddl(database, self.location.retention_days),
+        for statement in (*steps_ddl(database, self.location.retention_days,
+                                     self.location.partition),
                           *content_events_ddl(database, self.location.retention_days),
                           *meta_ddl(database)):
             self.client.command(statement)
@@ -258,13 +259,14 @@ class ClickHouseStore:
         return int(rows.column("n")[0].as_py())
 
     def partitions(self, client: Client | None = None) -> list[str]:
-        """The steps table's day partitions as `YYYY-MM-DD:identity`, oldest first.
+        """The steps table's partitions, oldest first: `YYYY-MM-DD:identity` for days,
+        `YYYY-MM-DDTHH:identity` for hours (`partition=hour`).
 
         The identity is the partition's highest block number and its latest mutation: new
         inserts raise the first, mutations (retention deletes) the second, and merges
         change neither (a merged part keeps its inputs' block range, and the data version
         of a part no mutation touched is its first block), so it changes exactly when the
-        day's rows may have.
+        partition's rows may have.
         """
         rows = (client or self.client).query_arrow(
             "SELECT partition_id, max(max_block_number) AS block, "
@@ -273,7 +275,7 @@ class ClickHouseStore:
             "GROUP BY partition_id ORDER BY partition_id",
             {"db": self.location.database})
         columns = (rows.column(name).to_pylist() for name in ("partition_id", "block", "version"))
-        return [f"{p[:4]}-{p[4:6]}-{p[6:]}:{b}.{v}" for p, b, v in zip(*columns, strict=True)]
+        return [f"{_partition_start(p)}:{b}.{v}" for p, b, v in zip(*columns, strict=True)]
 
     def generation(self) -> int:
         """A number that changes whenever the stored rows may have changed."""
@@ -284,6 +286,19 @@ class ClickHouseStore:
         rows = self.client.query_arrow(
             f"SELECT min(start_time_ns) AS first FROM {self._table('steps_data')}")
         return rows.column("first")[0].as_py() if rows.num_rows else None
+
+
+def _partition_start(partition_id: str) -> str:
+    """`20261115` as `2026-11-15`, `2026111507` as `2026-11-15T07`."""
+    day = f"{partition_id[:4]}-{partition_id[4:6]}-{partition_id[6:8]}"
+    return f"{day}T{partition_id[8:10]}" if len(partition_id) == 10 else day
+
+
+def partition_condition(start: str, column: str = "s.start_time") -> str:
+    """A ClickHouse condition selecting one partition's rows, given its start."""
+    if "T" in start:
+        return f"toStartOfHour({column}) = toDateTime('{start.replace('T', ' ')}:00:00', 'UTC')"
+    return f"toDate({column}) = toDate('{start}')"
 
 
 def _first_of_each_key(table: pa.Table, spec: Dataset) -> pa.Table:

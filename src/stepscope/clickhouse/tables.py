@@ -10,9 +10,10 @@ Parquet store, plus `span_key`):
   coordination between `stepscope serve` processes. The sort key also makes a trace's
   steps adjacent, which is what the per-run tables aggregate over, and makes a trace
   lookup (the waterfall, the ingest's duplicate count) a primary-key range read.
-* `PARTITION BY toDate(start_time)`: a day is the unit analytics refresh (a new batch
-  re-reads only its days, stepscope.clickhouse.reader) and retention drops; a span's
-  copies always land in the same day, so the replacing merge always sees both.
+* `PARTITION BY toDate(start_time)` (or by hour, `partition=hour`): a partition is the
+  unit analytics refresh (a new batch re-reads only its days, stepscope.clickhouse.reader)
+  and retention drops; a span's copies always land in the same partition, so the
+  replacing merge always sees both.
 * `non_replicated_deduplication_window`: an insert that carries the same deduplication
   token as a recent one (a worker retrying after a timeout) is dropped whole at the
   door, before it makes a part at all.
@@ -71,7 +72,16 @@ def _ttl(day: str, retention_days: int | None) -> str:
     return f"TTL {day} + INTERVAL {int(retention_days)} DAY DELETE\n" if retention_days else ""
 
 
-def steps_ddl(database: str, retention_days: int | None = None) -> list[str]:
+# How the steps table is partitioned: by day, or by hour for a billion spans a day (so
+# that refreshing the analytics during live ingest re-reads an hour, not a whole day).
+# A partition's id is then YYYYMMDD or YYYYMMDDHH.
+PARTITION_KEYS = {
+    "day": "toDate(start_time)",
+    "hour": "toYYYYMMDD(start_time) * 100 + toHour(start_time)",
+}
+
+
+def steps_ddl(database: str, retention_days: int | None = None, partition: str = "day") -> list[str]:
     names = ", ".join(c.name for c in STEP_COLUMNS)
     return [
         f"""CREATE TABLE IF NOT EXISTS {database}.steps_data (
@@ -79,7 +89,7 @@ def steps_ddl(database: str, retention_days: int | None = None) -> list[str]:
     span_key UInt64
 )
 ENGINE = ReplacingMergeTree
-PARTITION BY toDate(start_time)
+PARTITION BY {PARTITION_KEYS[partition]}
 ORDER BY (trace_id, span_id)
 {_ttl("toDate(start_time)", retention_days)}\
 SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}, ttl_only_drop_parts = 1""",
