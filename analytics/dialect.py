@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlglot
@@ -110,8 +110,10 @@ def _param_type(value: Any) -> str:
 
 def _param_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        # Parameters are naive UTC (stepscope.analytics.filters); keep microseconds.
-        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        # As UTC (the analytics pass naive UTC already), with the microseconds.
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, tuple):
