@@ -276,7 +276,7 @@ class Store:
         processes) overlap their writes. Compaction follows, outside the lock too. `con`
         is a scratch connection to reuse.
         """
-        with _scratch(con) as scratch:
+        with lent_or_scratch(con) as scratch:
             pending = self.write_pending(rows, dataset, con=scratch)
             result = self.publish_pending([(pending, [])], dataset=dataset, con=scratch)
         if compact and result.stored:
@@ -332,7 +332,7 @@ class Store:
             # `_row` orders rows across the files too: the first file's copy wins.
             order = keys.column("_file").to_numpy().astype(np.int64) << 40 | keys.column("_row").to_numpy()
             keys = keys.set_column(keys.schema.get_field_index("_row"), "_row", pa.array(order))
-            with _scratch(con) as scratch:
+            with lent_or_scratch(con) as scratch:
                 keep = _first_of_each_key(scratch, keys, spec)
                 with self.write_lock():
                     manifest = self.manifest()
@@ -632,7 +632,7 @@ class PendingSegment:
     def write(self, rows: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> int:
         """Append rows (a table conforming to the dataset, key column added here); returns
         the offset of the first of them in the segment."""
-        with _scratch(con) as scratch:
+        with lent_or_scratch(con) as scratch:
             table = conforming_rows(scratch, rows, self.spec)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -862,7 +862,7 @@ def scratch_connection(**config: str | int) -> duckdb.DuckDBPyConnection:
 
 
 @contextlib.contextmanager
-def _scratch(con: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDBPyConnection]:
+def lent_or_scratch(con: duckdb.DuckDBPyConnection | None) -> Iterator[duckdb.DuckDBPyConnection]:
     """`con` when the caller lends one, else a scratch connection for the block."""
     if con is not None:
         yield con

@@ -52,8 +52,7 @@ class ClickHouseReadConnection:
     def __init__(self, store: ClickHouseStore):
         self.store = store
         self.client: Client = connect(store.location, database=store.location.database)
-        self._segments: list[str] = []
-        self._generation: tuple[str, ...] | None = None
+        self._segments: tuple[str, ...] | None = None
         self._checked_at = -math.inf
         self.refresh()
 
@@ -70,14 +69,13 @@ class ClickHouseReadConnection:
             return False
         self._checked_at = now
         segments = tuple(self.store.partitions(self.client))
-        if segments == self._generation:
+        if segments == self._segments:
             return False
-        self._generation = segments
-        self._segments = list(segments)
+        self._segments = segments
         return True
 
     def segments(self) -> list[str]:
-        return list(self._segments)
+        return list(self._segments or ())
 
     # -- queries ------------------------------------------------------------------------
 

@@ -37,7 +37,14 @@ from stepscope.clickhouse.location import ClickHouseLocation, parse_location
 from stepscope.clickhouse.reader import ClickHouseReadConnection
 from stepscope.clickhouse.tables import META_TABLE, content_events_ddl, meta_ddl, steps_ddl
 from stepscope.schema import DATASETS, SCHEMA_VERSION, Dataset
-from stepscope.store import STORE_FORMAT, AppendResult, Store, StoreError, conforming_rows, scratch_connection
+from stepscope.store import (
+    STORE_FORMAT,
+    AppendResult,
+    Store,
+    StoreError,
+    conforming_rows,
+    lent_or_scratch,
+)
 
 DATA_TABLES = {"steps": "steps_data", "content_events": "content_events_data"}
 # Traces looked up per query when counting a batch's duplicates.
@@ -147,23 +154,17 @@ class ClickHouseStore:
                con: duckdb.DuckDBPyConnection | None = None) -> AppendResult:
         """Store new rows of a dataset; rows already stored count as duplicates."""
         spec = DATASETS[dataset]
-        scratch = con or scratch_connection()
-        try:
+        with lent_or_scratch(con) as scratch:
             table = conforming_rows(scratch, rows, spec)
-        finally:
-            if con is None:
-                scratch.close()
         return self._insert_new(table, spec)
-
-    def write_pending(self, rows: pa.Table, dataset: str = "steps",
-                      con: duckdb.DuckDBPyConnection | None = None) -> str:
-        """A local file of rows to publish (ingest workers write these in parallel)."""
-        return Store(self.path).write_pending(rows, dataset, con=con)
 
     def publish_pending(self, files: list[tuple[str | os.PathLike[str], Any]], *,
                         dataset: str = "steps",
                         con: duckdb.DuckDBPyConnection | None = None) -> AppendResult:
-        """Insert files of `write_pending` (leaving out the given row ranges) and delete them.
+        """Insert pending segments (leaving out the given row ranges) and delete them.
+
+        Ingest workers write them as for the embedded store, into `path` (`Store.open_pending`
+        on the state directory): only their rows come here.
 
         A file is read and inserted `PUBLISH_BATCH_ROWS` at a time, so a large pending
         segment never sits in memory whole; a span repeated in a later batch is found
