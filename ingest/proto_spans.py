@@ -9,10 +9,11 @@ ranges straight to the bulk `KeyValue` decoder (`wire.decode_key_value_ranges`) 
 copying them out.
 
 Only well-formed, ordinary spans are read this way. `walk_spans` returns None for
-anything else (a truncated or malformed field, a field with an unexpected wire type, a
-varint too long for a span kind, a timestamp past 2262), and the caller then decodes the
-unit with the generated classes, which give the exact error message or the exact value;
-so both ways always agree. Events and statuses other than a bare code are rare enough to
+anything else (a truncated or malformed field, a field number past protobuf's limit, a
+field with an unexpected wire type, a trace state that is not UTF-8 or a link that does
+not parse, a varint too long for a span kind, a timestamp past 2262), and the caller then
+decodes the unit with the generated classes, which give the exact error message or the
+exact value; so both ways always agree. Events and statuses other than a bare code are rare enough to
 be read one span at a time with the generated classes.
 """
 
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from stepscope.ingest.wire import MAX_VARINT_BYTES, varints
 
@@ -29,11 +32,16 @@ from stepscope.ingest.wire import MAX_VARINT_BYTES, varints
 _LEN, _VARINT, _I64, _I32 = 2, 0, 1, 5
 TRACE_ID, SPAN_ID, PARENT_SPAN_ID, NAME, KIND = 1, 2, 4, 5, 6
 START, END, ATTRIBUTES, EVENTS, STATUS = 7, 8, 9, 11, 15
+TRACE_STATE, LINKS = 3, 13      # not read, but checked after the walk as the parser does
 # Each field read here, with the wire type it must have. Other fields (trace state,
 # dropped counts, links, flags, unknown ones) are skipped, as the parser skips them.
 _EXPECTED_WIRE = {TRACE_ID: _LEN, SPAN_ID: _LEN, PARENT_SPAN_ID: _LEN, NAME: _LEN,
                   KIND: _VARINT, START: _I64, END: _I64, ATTRIBUTES: _LEN, EVENTS: _LEN,
-                  STATUS: _LEN}
+                  STATUS: _LEN, TRACE_STATE: _LEN, LINKS: _LEN}
+# Fields skipped here that the parser still checks: the dropped counts and flags must
+# have their own wire type.
+_SKIPPED_WIRE = {10: _VARINT, 12: _VARINT, 14: _VARINT, 16: _I32}
+_MAX_FIELD = np.uint64(2**29 - 1)
 _INT64_MAX = np.uint64(2**63 - 1)
 
 
@@ -90,6 +98,8 @@ def walk_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> SpanFi
     n = len(starts)
     ranges = {field: (np.full(n, -1, np.int64), np.zeros(n, np.int64))
               for field in (TRACE_ID, SPAN_ID, PARENT_SPAN_ID, NAME, STATUS)}
+    # Every copy of these is checked after the walk (the parser checks them all).
+    unread: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {TRACE_STATE: [], LINKS: []}
     kind = np.zeros(n, np.uint64)
     times = {START: np.zeros(n, np.uint64), END: np.zeros(n, np.uint64)}
     repeated: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {ATTRIBUTES: [], EVENTS: []}
@@ -104,7 +114,7 @@ def walk_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> SpanFi
         body = at + tag_bytes
         value, value_bytes = varints(data, body)
         is_len, is_varint = wire == _LEN, wire == _VARINT
-        if ((tag_bytes > 5) | (field == 0)
+        if ((tag_bytes > 5) | (field == 0) | (field > _MAX_FIELD)
                 | ((value_bytes >= MAX_VARINT_BYTES) & (is_len | is_varint))).any():
             return None
         size = np.select([is_varint, wire == _I64, is_len, wire == _I32],
@@ -119,6 +129,9 @@ def walk_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> SpanFi
         if ((is_len & (value >= np.uint64(2**31))) | (following > span_end)).any():
             return None
         field = field.astype(np.int64)
+        for number, expected in _SKIPPED_WIRE.items():
+            if (wire[field == number] != expected).any():
+                return None
         for number, expected in _EXPECTED_WIRE.items():
             hit = field == number
             if not hit.any():
@@ -131,6 +144,8 @@ def walk_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> SpanFi
                     return None  # the parser checks every copy of a string for UTF-8
                 ranges[number][0][which] = payload[hit]
                 ranges[number][1][which] = length[hit]
+            elif number in unread:
+                unread[number].append((payload[hit], length[hit]))
             elif number in repeated:
                 repeated[number].append((which, payload[hit], payload[hit] + length[hit]))
             elif number == KIND:
@@ -143,6 +158,9 @@ def walk_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> SpanFi
 
     if (times[START] > _INT64_MAX).any() or (times[END] > _INT64_MAX).any():
         return None
+    if not (all(_valid_utf8(data, *found) for found in unread[TRACE_STATE])
+            and all(_valid_links(data, *found) for found in unread[LINKS])):
+        return None
     return SpanFields(
         trace_id=ranges[TRACE_ID], span_id=ranges[SPAN_ID], parent_span_id=ranges[PARENT_SPAN_ID],
         name=ranges[NAME], status=ranges[STATUS],
@@ -150,6 +168,27 @@ def walk_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> SpanFi
         start_time_ns=times[START].view(np.int64), end_time_ns=times[END].view(np.int64),
         attributes=_in_span_order(repeated[ATTRIBUTES]), events=_in_span_order(repeated[EVENTS]),
     )
+
+
+def _valid_utf8(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> bool:
+    """Whether every string at these ranges is UTF-8, as the parser requires. Only trace
+    states come here, which few spans carry."""
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        try:
+            data[start:start + length].tobytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _valid_links(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> bool:
+    """Whether every link at these ranges parses (links are rare: one at a time)."""
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        try:
+            Span.Link.FromString(data[start:start + length].tobytes())
+        except DecodeError:
+            return False
+    return True
 
 
 def _in_span_order(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
